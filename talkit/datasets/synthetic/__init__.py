@@ -1,0 +1,1 @@
+"""Synthetic videos, broken files and features with known ground truth."""

@@ -1,0 +1,1 @@
+"""talkit.wtal_heads."""
