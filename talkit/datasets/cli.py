@@ -1,9 +1,167 @@
-"""CLI commands of this component (filled in by its issue)."""
+"""`talkit datasets ...`: inspect and convert annotation files of every supported format.
+
+Other dataset commands (e.g. synthetic data) can join the same group through
+:data:`datasets_app`.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from talkit.datasets.formats import (
+    FORMATS,
+    load_annotations,
+    write_activitynet_json,
+    write_wtalc,
+)
+from talkit.datasets.summary import summarize
+from talkit.errors import InputError
+
+datasets_app = typer.Typer(
+    name="datasets",
+    help="Annotation files (ActivityNet JSON, HACS, THUMOS14 text, W-TALC .npy): "
+    "inspect and convert.",
+    no_args_is_help=True,
+)
+
+_FORMAT_HELP = f"Skip auto-detection and read the path as this format: {', '.join(FORMATS)}."
+
+
+class Target(StrEnum):
+    activitynet = "activitynet"
+    wtalc = "wtalc"
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def _print_table(summary: dict, max_problems: int) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{summary['path']}[/]  name={summary['name']}  format={summary['format']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table(title="Videos and instances per subset")
+    for col in ("subset (as written)", "canonical", "videos", "instances"):
+        table.add_column(col, justify="right" if col in ("videos", "instances") else "left")
+    for name, counts in summary["subsets"].items():
+        table.add_row(name, counts["canonical"], str(counts["videos"]), str(counts["instances"]))
+    table.add_row("[bold]total[/]", "", str(summary["videos"]), str(summary["instances"]))
+    console.print(table)
+
+    names = summary["class_names"]
+    shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
+    console.print(f"[bold]classes:[/] {summary['classes']}  {shown}", highlight=False)
+    stats = summary["instance_duration_s"]
+    console.print(
+        f"[bold]instance duration (s):[/] n={stats['count']}  min={_fmt(stats['min'])}  "
+        f"mean={_fmt(stats['mean'])}  median={_fmt(stats['median'])}  max={_fmt(stats['max'])}",
+        highlight=False,
+    )
+    if summary["ambiguous"]:
+        console.print(f"[bold]ambiguous intervals:[/] {summary['ambiguous']}", highlight=False)
+
+    problems = summary["problems"]
+    if not problems:
+        console.print("[bold green]problems:[/] none")
+        return
+    counts = ", ".join(f"{k}={n}" for k, n in sorted(summary["problem_counts"].items()))
+    console.print(f"[bold yellow]problems:[/] {len(problems)} ({counts})", highlight=False)
+    for p in problems[:max_problems]:
+        console.print(
+            f"  - [{p['kind']}] {p['message']}", highlight=False, markup=False, soft_wrap=True
+        )
+    if len(problems) > max_problems:
+        console.print(
+            f"  ... and {len(problems) - max_problems} more (use --json to list all)",
+            highlight=False,
+        )
+
+
+@datasets_app.command("inspect")
+def inspect_cmd(
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="Annotation file or directory (format auto-detected)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail (exit 2) if the file has any problem."
+    ),
+    fmt: str | None = typer.Option(None, "--format", help=_FORMAT_HELP),
+    max_problems: int = typer.Option(20, "--max-problems", help="Problems listed in the table."),
+) -> None:
+    """Videos and instances per subset, classes, instance durations and problems."""
+    dataset = load_annotations(path, strict=strict, format=fmt)
+    summary = summarize(dataset, path=str(path))
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        _print_table(summary, max_problems)
+
+
+def _parse_renames(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise InputError(
+                f"--subset-name {pair!r} is not OLD=NEW", hint="e.g. --subset-name train=validation"
+            )
+        out[old] = new
+    return out
+
+
+@datasets_app.command("convert")
+def convert_cmd(
+    src: Path = typer.Argument(
+        ..., metavar="SRC", help="Annotation file or directory (format auto-detected)."
+    ),
+    out: Path = typer.Argument(
+        ..., metavar="OUT", help="Output: a .json file, or a directory for wtalc."
+    ),
+    to: Target = typer.Option(..., "--to", help="Output layout."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse input that has problems."),
+    fmt: str | None = typer.Option(None, "--format", help=_FORMAT_HELP),
+    subset_name: list[str] = typer.Option(
+        [], "--subset-name", help="Rename a subset in the W-TALC output, OLD=NEW (repeatable)."
+    ),
+) -> None:
+    """Write an annotation set as ActivityNet JSON (for evaluators) or W-TALC .npy files."""
+    renames = _parse_renames(subset_name)
+    dataset = load_annotations(src, strict=strict, format=fmt)
+    if to is Target.activitynet:
+        if out.is_dir():
+            raise InputError(
+                f"{out} is a directory", hint="give a .json file path for --to activitynet"
+            )
+        write_activitynet_json(dataset, out)
+    else:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{out} is a file", hint="give a directory path for --to wtalc")
+        write_wtalc(dataset, out, subset_names=renames)
+    console = Console()
+    console.print(
+        f"wrote {len(dataset.videos)} videos, {dataset.num_instances} instances, "
+        f"{len(dataset.classes)} classes as {to.value} to {out}",
+        highlight=False,
+    )
+    if dataset.problems:
+        console.print(
+            f"[yellow]note:[/] {len(dataset.problems)} problem(s) in {src} were kept as written; "
+            f"see `talkit datasets inspect {src}`",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this component's commands to the root ``talkit`` app."""
+    """Add the ``datasets`` group to the root ``talkit`` app."""
+    app.add_typer(datasets_app, name="datasets")

@@ -24,6 +24,14 @@ SUBSET_CANONICAL: dict[str, CanonicalSplit] = {
     "test": "test",
     "testing": "test",
 }
+# THUMOS14 in any of its layouts (gt.json "train"/"test", W-TALC "validation"/"test",
+# per-class files "val"/"test"): the validation videos train, the test videos test.
+THUMOS14_SUBSET_CANONICAL: dict[str, CanonicalSplit] = {
+    "train": "train",
+    "validation": "train",
+    "val": "train",
+    "test": "test",
+}
 ACTIVITYNET_SUBSET_CANONICAL: dict[str, CanonicalSplit] = {
     "training": "train",
     "train": "train",
@@ -57,6 +65,9 @@ class Video(BaseModel):
     fps: float | None = None
     annotations: list[Segment] = Field(default_factory=list)
     url: str | None = None
+    # THUMOS14 "Ambiguous" intervals (start_s, end_s): neither action nor background;
+    # evaluators may ignore detections inside them. Never counted as annotations.
+    ambiguous: list[tuple[float, float]] = Field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
