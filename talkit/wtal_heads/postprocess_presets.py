@@ -1,0 +1,128 @@
+"""Each method's published inference recipe as a named :class:`PostprocessConfig`.
+
+Constants come from the authors' code as summarised in shared/reference/methods.md:
+
+- ``basnet``: classes with suppressed-branch score >= 0.25; min-max CAS, ×24; runs at
+  0.0, 0.025, …, 0.225 (active: >= t and > 0); score = inner − outer (0.25·len windows,
+  pooled, on the thresholded CAS) + 0.2·class score; NMS 0.7.
+- ``lgbm``: BaSNet's recipe with the watershed on the suppressed-branch CAS in place of
+  the threshold sweep (the sweep values become the watershed's flooding levels; the
+  peak prominence of 0.1 is ours, the report gives none).
+- ``dgam``: classes with p > 0.1, else the arg-max; ×20; threshold
+  0.8·wtCAS + 0.2·λ² > 0.03 (RGB) / 0.08 (flow) via ``stream=``; score =
+  inner − 0.3·(left + right) with len//4 + 1 windows on the fused CAS; merge the streams
+  with :func:`~talkit.wtal_heads.postprocess.merge_detections` (NMS 0.5).
+- ``dgam_activitynet``: DGAM with a Gaussian (σ = 25 samples) before a 0.01 threshold.
+- ``d2net``: classes scoring > max/2 (and > 0); CAS × bottom-up attention given by the
+  caller; runs at > 0.025 … 0.475 of at least 2 snippets; score = inner − mean of the two
+  side means (max(1, len/4) windows), kept if >= −0.4; NMS 0.3 per class, then drop
+  scores under 0.1 × the best.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from talkit.errors import ConfigError
+from talkit.wtal_heads.postprocess_config import PostprocessConfig
+
+_BASNET_THRESHOLDS = tuple(round(0.025 * k, 3) for k in range(10))  # 0.0 .. 0.225
+
+PRESETS: dict[str, PostprocessConfig] = {
+    "basnet": PostprocessConfig(
+        name="basnet",
+        description="BaSNet (Lee et al., AAAI 2020) inference recipe",
+        class_rule="threshold",
+        class_value=0.25,
+        class_inclusive=True,
+        normalize=True,
+        upsample=24,
+        thresholds=_BASNET_THRESHOLDS,
+        threshold_inclusive=True,
+        require_positive=True,
+        outer_ratio=0.25,
+        outer_mode="pooled",
+        class_score_weight=0.2,
+        score_on_thresholded=True,
+        nms="hard",
+        nms_iou=0.7,
+    ),
+    "dgam": PostprocessConfig(
+        name="dgam",
+        description="DGAM (Shi et al., CVPR 2020) THUMOS14 inference recipe",
+        class_rule="threshold",
+        class_value=0.1,
+        class_inclusive=False,
+        class_fallback_argmax=True,
+        upsample=20,
+        threshold_mix=(0.8, 0.2),
+        thresholds=(0.03,),
+        stream_thresholds={"rgb": (0.03,), "flow": (0.08,)},
+        threshold_inclusive=False,
+        outer_ratio=0.25,
+        outer_extra=1,
+        outer_mode="sum",
+        outer_weight=0.3,
+        nms="hard",
+        nms_iou=0.5,
+    ),
+    "d2net": PostprocessConfig(
+        name="d2net",
+        description="D2-Net (Narayan et al., ICCV 2021) THUMOS14 inference recipe",
+        class_rule="relative",
+        class_value=0.5,
+        class_inclusive=False,
+        thresholds=tuple(round(k / 40, 4) for k in range(1, 20)),
+        threshold_inclusive=False,
+        min_length=2,
+        outer_ratio=0.25,
+        outer_min=1,
+        outer_mode="mean_of_sides",
+        min_score=-0.4,
+        nms="hard",
+        nms_iou=0.3,
+        relative_keep=0.1,
+    ),
+}
+PRESETS["lgbm"] = PRESETS["basnet"].model_copy(
+    update={
+        "name": "lgbm",
+        "description": "LGBM-Net (Wang et al., HACS 2021 report): BaSNet recipe with the watershed",
+        "generator": "watershed",
+        "watershed_min_dynamic": 0.1,
+    }
+)
+PRESETS["dgam_activitynet"] = PRESETS["dgam"].model_copy(
+    update={
+        "name": "dgam_activitynet",
+        "description": "DGAM ActivityNet 1.2 recipe: Gaussian σ=25 then threshold 0.01",
+        "smooth_sigma": 25.0,
+        "thresholds": (0.01,),
+        "stream_thresholds": {"rgb": (0.01,), "flow": (0.01,)},
+    }
+)
+
+
+def get_preset(name: str, **overrides: Any) -> PostprocessConfig:
+    """The named recipe (``basnet``, ``lgbm``, ``dgam``, ``dgam_activitynet``, ``d2net``),
+    with any field replaced by ``overrides`` (validated)."""
+    try:
+        base = PRESETS[name.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"unknown post-processing preset {name!r}",
+            hint=f"use one of {', '.join(sorted(PRESETS))}",
+        ) from None
+    if not overrides:
+        return base
+    try:
+        return PostprocessConfig.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(
+            f"post-processing preset {name!r}: bad override {where}: {first['msg']}",
+            hint=f"fields: {', '.join(PostprocessConfig.model_fields)}",
+        ) from None
