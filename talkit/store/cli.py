@@ -1,9 +1,338 @@
-"""CLI commands of this component (filled in by its issue)."""
+"""`talkit store ...`: history, tags, diffs, summaries, import and export of feature stores."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from talkit.store.backend import local_path
+from talkit.store.errors import StoreError
+from talkit.store.spec import StorageOptions
+from talkit.store.store import FeatureStore
+
+store_app = typer.Typer(
+    name="store",
+    help="Feature stores: history (log, tag, diff), summary (info), import and export.",
+    no_args_is_help=True,
+)
+
+
+class ImportFormat(StrEnum):
+    npy_dir = "npy-dir"
+    wtalc = "wtalc"
+    dgam = "dgam"
+    h5 = "h5"
+    zarr = "zarr"
+
+
+class ExportFormat(StrEnum):
+    npy = "npy"
+    h5 = "h5"
+    zarr = "zarr"
+    wtalc = "wtalc"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _human(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@store_app.command("log")
+def log_cmd(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Branch, tag or snapshot."),
+    limit: int = typer.Option(0, "--limit", "-n", help="Show at most N commits (0: all)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """History of a store, newest first: id, time, message, videos written, tags."""
+    commits = FeatureStore.open(store, version=version).log()
+    if limit > 0:
+        commits = commits[:limit]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{**c.__dict__, "written_at": c.written_at.isoformat()} for c in commits],
+                indent=1,
+                default=str,
+            )
+        )
+        return
+    console = _console()
+    for c in commits:
+        meta = c.metadata.get("talkit", {}) if isinstance(c.metadata, dict) else {}
+        refs = [f"tag:{t}" for t in c.tags] + [f"branch:{b}" for b in c.branches]
+        videos = f"{meta['videos']} videos" if "videos" in meta else ""
+        console.print(
+            f"[yellow]{c.id}[/]  {c.written_at:%Y-%m-%d %H:%M:%S}  "
+            + (f"[cyan]({', '.join(refs)})[/]  " if refs else "")
+            + c.message
+            + (f"  [dim]{videos}[/]" if videos else "")
+        )
+
+
+@store_app.command("tag")
+def tag_cmd(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    name: str = typer.Argument(..., help="Tag name (tags never move)."),
+    version: str | None = typer.Option(
+        None, "--version", "-v", help="What to tag (default: main)."
+    ),
+) -> None:
+    """Give a version a name, e.g. before re-extracting a feature set."""
+    opened = FeatureStore.open(store, version=version)
+    snapshot = opened.tag(name)
+    _console().print(f"tagged {snapshot} as [bold]{name}[/]")
+
+
+@store_app.command("diff")
+def diff_cmd(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    a: str = typer.Argument(..., help="From version (branch, tag or snapshot)."),
+    b: str = typer.Argument(..., help="To version."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Feature sets and videos added, removed or changed from A to B, and spec changes."""
+    result = FeatureStore.open(store).diff(a, b)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
+        return
+    console = _console()
+    console.print(f"[bold]diff {a} -> {b}[/]")
+    if result.is_empty():
+        console.print("no differences")
+        return
+    for key in result.feature_sets_added:
+        console.print(f"[green]+ feature set {key}[/]")
+    for key in result.feature_sets_removed:
+        console.print(f"[red]- feature set {key}[/]")
+    for key, entry in result.feature_sets.items():
+        console.print(f"[bold]~ feature set {key}[/]")
+        for field, (old, new) in entry.spec_changes.items():
+            console.print(f"    spec {field}: {old!r} -> {new!r}")
+        for label, ids, style in (
+            ("added", entry.videos_added, "green"),
+            ("removed", entry.videos_removed, "red"),
+            ("changed", entry.videos_changed, "yellow"),
+        ):
+            if ids:
+                console.print(f"    [{style}]{label} ({len(ids)}):[/] {', '.join(ids)}")
+
+
+@store_app.command("info")
+def info_cmd(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    version: str | None = typer.Option(None, "--version", "-v", help="Branch, tag or snapshot."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Feature sets: videos, dims, dtype, chunking, compression, bytes and ratio."""
+    info = FeatureStore.open(store, version=version).info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=1, default=str))
+        return
+    console = _console()
+    console.print(
+        f"[bold]{info['url']}[/]  engine={info['engine']}  format={info['format_version']}  "
+        f"version={info['version'] or '-'}  snapshot={info['snapshot_id'] or '-'}  "
+        f"on disk={_human(info['bytes_on_disk'])} (all versions)"
+    )
+    if not info["feature_sets"]:
+        console.print("no feature sets")
+    for key, fs in info["feature_sets"].items():
+        spec, err = fs["spec"], fs["float16_error"]
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        sampling = ", ".join(
+            f"{k} {spec[k]}" for k in ("fps", "clip_len", "stride") if spec.get(k) is not None
+        )
+        grid.add_row("backbone", f"{spec['backbone']}" + (f"  ({sampling})" if sampling else ""))
+        incomplete = f"  (+{fs['incomplete']} incomplete)" if fs["incomplete"] else ""
+        grid.add_row("videos", f"{fs['videos']}{incomplete}  ({fs['snippets']} snippets)")
+        grid.add_row(
+            "streams",
+            ", ".join(f"{n}={d}" for n, d in fs["streams"].items()) + f"  dtype {fs['dtype']}",
+        )
+        chunks = ", ".join(f"{n} {c[0]}x{c[1]}" for n, c in fs["chunks"].items()) or "-"
+        grid.add_row("chunks", f"{chunks}  (snippets x dims)")
+        grid.add_row("compression", fs["compression"])
+        ratio = f"{fs['compression_ratio']:.2f}x" if fs["compression_ratio"] else "-"
+        grid.add_row(
+            "stored",
+            f"{_human(fs['bytes_stored'])} of {_human(fs['bytes_logical'])}  ratio {ratio}",
+        )
+        if err:
+            grid.add_row(
+                "float16 error",
+                f"max abs {err['max_abs']:.2e}, max rel {err['max_rel']:.2e}, rmse {err['rmse']:.2e}",
+            )
+        console.print(f"[bold cyan]{key}[/]")
+        console.print(grid)
+
+
+def _progress() -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[video]}"),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+@store_app.command("import")
+def import_cmd(
+    src: str = typer.Argument(..., help="Features to import (folder, file or zarr store)."),
+    store: str = typer.Argument(..., help="Store to import into (created if absent)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, e.g. thumos14."),
+    feature_set: str = typer.Option(..., "--feature-set", "-f", help="Feature set name, e.g. i3d."),
+    fmt: ImportFormat = typer.Option(..., "--format", help="Source format."),
+    streams: str | None = typer.Option(
+        None, "--streams", help="Split single arrays into streams, e.g. rgb=1024,flow=1024."
+    ),
+    annotations: Path | None = typer.Option(
+        None, "--annotations", help="W-TALC annotation folder (with videoname.npy)."
+    ),
+    source_feature_set: str | None = typer.Option(
+        None, "--source-feature-set", help="For --format zarr: which DATASET/NAME to copy."
+    ),
+    backbone: str = typer.Option("unknown", "--backbone", help="Spec: backbone that made them."),
+    fps: float | None = typer.Option(25.0, "--fps", help="Spec: snippet sampling fps."),
+    clip_len: int | None = typer.Option(16, "--clip-len", help="Spec: frames per snippet."),
+    stride: int | None = typer.Option(16, "--stride", help="Spec: frames between snippets."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Storage dtype: float32 or float16."),
+    chunk_t: int | None = typer.Option(None, "--chunk-t", help="Snippets per chunk (default 256)."),
+    codec: str = typer.Option(
+        "auto",
+        "--codec",
+        help="auto (pcodec if installed), pcodec, blosc-zstd, blosc-lz4, zstd, none.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace videos already stored."),
+    allow_nonfinite: bool = typer.Option(
+        False, "--allow-nonfinite", help="Store NaN/Inf instead of rejecting them."
+    ),
+    message: str | None = typer.Option(None, "--message", "-m", help="Commit message."),
+) -> None:
+    """Import features of existing code (npy folders, W-TALC, DGAM, HDF5, zarr) in one commit.
+
+    Spec options describe features whose source has no spec (the defaults are the I3D
+    convention: 25 fps, 16-frame snippets, stride 16, which also gives the timestamps).
+    A talkit sidecar, HDF5 attrs or a zarr source carry their own spec and timestamps.
+    """
+    from talkit.store.importers import import_features, parse_streams
+
+    created = False
+    local = local_path(store)
+    if local is None or (local.exists() and any(local.iterdir())):
+        target = FeatureStore.open(store, mode="a")
+    else:
+        target = FeatureStore.create(store)
+        created = True
+    base_spec: dict[str, Any] = {
+        "backbone": backbone,
+        "fps": fps,
+        "clip_len": clip_len,
+        "stride": stride,
+        "params": {"imported_from": fmt.value},
+    }
+    try:
+        storage = StorageOptions(codec=codec, **({"chunk_t": chunk_t} if chunk_t else {}))
+    except ValueError as exc:
+        raise StoreError(f"invalid storage options: {exc}") from exc
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"import {fmt.value}", total=None, video="")
+            count = import_features(
+                src,
+                target,
+                dataset=dataset,
+                feature_set=feature_set,
+                fmt=fmt.value,
+                base_spec=base_spec,
+                split=parse_streams(streams),
+                dtype=dtype,
+                annotations=annotations,
+                source_feature_set=source_feature_set,
+                storage=storage,
+                overwrite=overwrite,
+                allow_nonfinite=allow_nonfinite,
+                message=message,
+                on_video=lambda vid: progress.update(task, advance=1, video=vid),
+            )
+    except BaseException:
+        if created and local is not None:
+            shutil.rmtree(local, ignore_errors=True)  # a store we made for a failed import
+        raise
+    target.refresh()
+    _console().print(
+        f"imported {count} videos into {store} as {dataset}/{feature_set} "
+        f"(snapshot {target.snapshot_id or '-'})"
+    )
+
+
+@store_app.command("export")
+def export_cmd(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    out: Path = typer.Argument(..., help="Output folder (npy, zarr) or file (h5, wtalc)."),
+    fmt: ExportFormat = typer.Option(..., "--format", help="Output format."),
+    feature_set: str | None = typer.Option(
+        None, "--feature-set", "-f", help="DATASET/NAME (needed when the store has several)."
+    ),
+    version: str | None = typer.Option(None, "--version", "-v", help="Branch, tag or snapshot."),
+    layout: str = typer.Option(
+        "streams", "--layout", help="npy: 'streams' (folder per stream) or 'concat' (one file)."
+    ),
+    annotations: Path | None = typer.Option(
+        None, "--annotations", help="wtalc: order videos as this folder's videoname.npy."
+    ),
+) -> None:
+    """Export a feature set as per-video .npy, HDF5, plain zarr v3 or a W-TALC array."""
+    from talkit.store.exporters import export_features
+
+    source = FeatureStore.open(store, version=version)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise StoreError(f"export target {out} already exists", hint="pick a new path")
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"export {fmt.value}", total=None, video="")
+            count = export_features(
+                source,
+                out,
+                fmt=fmt.value,
+                feature_set=feature_set,
+                layout=layout,
+                annotations=annotations,
+                on_video=lambda vid: progress.update(task, advance=1, video=vid),
+            )
+    except BaseException:
+        if out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)
+        elif out.exists():
+            out.unlink()
+        raise
+    _console().print(f"exported {count} videos to {out} ({fmt.value})")
 
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the root ``talkit`` app."""
+    app.add_typer(store_app, name="store")

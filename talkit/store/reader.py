@@ -1,0 +1,229 @@
+"""Reading a feature set: lazy, sliceable views over one snapshot of the store.
+
+Nothing is loaded until sliced: ``video.stream("rgb")[a:b]`` reads only the chunks that
+cover snippets a..b, which is what training's random crops need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.core.sync import sync
+
+from talkit.store.codecs import quiet_codec_warnings
+from talkit.store.errors import FeatureSetNotFoundError, StoreError, VideoNotFoundError
+from talkit.store.spec import (
+    STATUS_COMPLETE,
+    TIMESTAMPS,
+    FeatureSetSpec,
+    StorageOptions,
+)
+
+
+class StreamView:
+    """One (T, D) stream of one video; index it like a numpy array to read."""
+
+    def __init__(self, array: zarr.Array, name: str, where: str) -> None:
+        self._array = array
+        self.name = name
+        self._where = where
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._array.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._array.dtype)
+
+    def __len__(self) -> int:
+        return int(self._array.shape[0])
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self._array[key])
+
+    def read(self) -> np.ndarray:
+        """The whole (T, D) array."""
+        return np.asarray(self._array[...])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self.read()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    @property
+    def zarr_array(self) -> zarr.Array:
+        """The underlying zarr array (chunking, codecs, stored bytes)."""
+        return self._array
+
+    def __repr__(self) -> str:
+        return f"StreamView({self._where}/{self.name}, shape={self.shape}, dtype={self.dtype})"
+
+
+class VideoFeatures:
+    """The features of one video: its streams, timestamps and attrs."""
+
+    def __init__(self, group: zarr.Group, video_id: str, feature_set: FeatureSet) -> None:
+        self._group = group
+        self.id = video_id
+        self.feature_set = feature_set
+        self._streams: dict[str, StreamView] = {}
+
+    @cached_property
+    def attrs(self) -> dict[str, Any]:
+        """Source (path, size, sha256), native fps, frame count, duration, status, ..."""
+        return dict(self._group.attrs)
+
+    @property
+    def streams(self) -> list[str]:
+        """Stream names in the feature set's order (the joint-feature order)."""
+        return list(self.feature_set.spec.streams)
+
+    @property
+    def num_snippets(self) -> int:
+        return int(self.attrs.get("num_snippets", len(self.stream(self.streams[0]))))
+
+    def __len__(self) -> int:
+        return self.num_snippets
+
+    def stream(self, name: str) -> StreamView:
+        """A lazy view of one stream (``rgb``, ``flow``, ...)."""
+        if name not in self._streams:
+            if name not in self.feature_set.spec.streams:
+                raise StoreError(
+                    f"feature set {self.feature_set.key} has no stream {name!r}",
+                    hint=f"streams are: {', '.join(self.streams)}",
+                )
+            try:
+                with quiet_codec_warnings():
+                    array = self._group[name]
+            except KeyError as exc:
+                raise StoreError(
+                    f"video {self.id} in {self.feature_set.key} lacks its {name!r} array"
+                ) from exc
+            except ImportError as exc:  # a codec whose package is not installed
+                raise StoreError(
+                    f"cannot decode {self.feature_set.key}/{self.id}/{name}: {exc}",
+                    hint=f"install the codec package (storage: {self.feature_set.storage.codec})",
+                ) from exc
+            self._streams[name] = StreamView(array, name, f"{self.feature_set.key}/{self.id}")
+        return self._streams[name]
+
+    @cached_property
+    def timestamps(self) -> np.ndarray:
+        """(T, 2) snippet start and end, in seconds."""
+        return np.asarray(self._group[TIMESTAMPS][...])
+
+    def read(self, streams: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Whole arrays of the given streams (all by default)."""
+        names = list(streams or self.streams)
+        return dict(zip(names, self._read_concurrently(names, slice(None)), strict=True))
+
+    def _read_concurrently(self, names: list[str], rows: slice) -> list[np.ndarray]:
+        """Read the same rows of several streams in one pass of zarr's event loop.
+
+        Each zarr read has a fixed cost (a hop to its I/O thread, chunk lookups); reading
+        the streams together pays it once instead of once per stream.
+        """
+        arrays = [self.stream(n).zarr_array.async_array for n in names]
+        if len(arrays) == 1:
+            return [np.asarray(self.stream(names[0])[rows])]
+
+        async def gather() -> list[Any]:
+            return await asyncio.gather(*(a.getitem((rows, slice(None))) for a in arrays))
+
+        return [np.asarray(part) for part in sync(gather())]
+
+    def features(
+        self,
+        streams: Sequence[str] | None = None,
+        start: int | None = None,
+        stop: int | None = None,
+    ) -> np.ndarray:
+        """Snippets start..stop of the streams, concatenated along dim ([rgb, flow] order)."""
+        names = list(streams or self.streams)
+        parts = self._read_concurrently(names, slice(start, stop))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def __repr__(self) -> str:
+        return f"VideoFeatures({self.feature_set.key}/{self.id}, T={self.num_snippets})"
+
+
+class FeatureSet:
+    """A ``dataset/feature_set`` group: its spec and its complete videos."""
+
+    def __init__(self, group: zarr.Group, dataset: str, name: str) -> None:
+        self._group = group
+        self.dataset = dataset
+        self.name = name
+        self.key = f"{dataset}/{name}"
+        attrs = dict(group.attrs)
+        if "spec" not in attrs:
+            raise FeatureSetNotFoundError(
+                f"{self.key} is a group without a feature-set spec",
+                hint="it was not created by talkit; create feature sets with create_feature_set",
+            )
+        self.spec = FeatureSetSpec.from_attrs(attrs["spec"], where=self.key)
+        self.storage = StorageOptions.model_validate(attrs.get("storage", {}))
+        self._status: dict[str, str] | None = None
+        self._videos: dict[str, VideoFeatures] = {}  # a snapshot never changes: cache handles
+
+    def _statuses(self) -> dict[str, str]:
+        if self._status is None:
+            self._status = {
+                name: str(child.attrs.get("status", "")) for name, child in self._group.groups()
+            }
+        return self._status
+
+    def videos(self) -> list[str]:
+        """Ids of the videos whose arrays are all written, sorted."""
+        return sorted(v for v, s in self._statuses().items() if s == STATUS_COMPLETE)
+
+    def incomplete(self) -> list[str]:
+        """Ids of half-written videos (only a plain zarr store can have them)."""
+        return sorted(v for v, s in self._statuses().items() if s != STATUS_COMPLETE)
+
+    def __len__(self) -> int:
+        return len(self.videos())
+
+    def __contains__(self, video_id: object) -> bool:
+        return self._statuses().get(str(video_id)) == STATUS_COMPLETE
+
+    def __iter__(self) -> Iterator[VideoFeatures]:
+        for video_id in self.videos():
+            yield self.video(video_id)
+
+    def video(self, video_id: str) -> VideoFeatures:
+        """The features of one complete video."""
+        cached = self._videos.get(video_id)
+        if cached is not None:
+            return cached
+        try:
+            group = self._group[video_id]
+        except KeyError:
+            group = None
+        if not isinstance(group, zarr.Group):
+            raise VideoNotFoundError(
+                f"video {video_id!r} is not in feature set {self.key}",
+                hint=f"it has {len(self)} videos; list them with `.videos()`",
+            )
+        if group.attrs.get("status") != STATUS_COMPLETE:
+            raise VideoNotFoundError(
+                f"video {video_id!r} in {self.key} is incomplete (a writer stopped mid-way)",
+                hint="write it again with overwrite=True",
+            )
+        video = VideoFeatures(group, video_id, self)
+        self._videos[video_id] = video
+        return video
+
+    @property
+    def group(self) -> zarr.Group:
+        """The underlying zarr group."""
+        return self._group
+
+    def __repr__(self) -> str:
+        return f"FeatureSet({self.key}, backbone={self.spec.backbone!r}, videos={len(self)})"
