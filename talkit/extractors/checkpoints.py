@@ -1,0 +1,148 @@
+"""Reading backbone checkpoints safely, and loading them strictly with useful errors.
+
+Nothing here unpickles arbitrary objects: files are read with ``torch.load(...,
+weights_only=True)``. A file that does not fit the model fails with a message that names
+the missing, unexpected and wrong-shaped keys and, where a backbone can tell, what the
+file looks like instead (e.g. "this is a flow checkpoint (2 input channels)").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from talkit.errors import CheckpointError
+
+StateDict = dict[str, torch.Tensor]
+
+# Containers that training frameworks wrap a state dict in (pytorchvideo "model_state",
+# mmaction2/TDN "state_dict", others "model").
+_NESTED_KEYS = ("state_dict", "model_state", "model", "module")
+_MAX_LISTED = 6
+
+
+def file_sha256(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file: what a store records to say which weights made its features."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state_dict(
+    path: str | Path,
+    *,
+    nested_keys: Sequence[str] = _NESTED_KEYS,
+    strip_prefixes: Sequence[str] = ("module.",),
+) -> StateDict:
+    """Read a checkpoint file into a flat {name: tensor} dict, tensors only.
+
+    Unwraps the usual containers (``{"state_dict": ...}``, ``{"model_state": ...}``) and
+    strips DataParallel's ``module.`` prefix, so later backbones share this reader.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint not found: {path}", hint="check the path, or pass random weights"
+        )
+    size = path.stat().st_size
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
+            raise CheckpointError(
+                f"checkpoint {path} contains Python objects other than tensors and plain "
+                "containers; talkit refuses to unpickle them",
+                hint="re-save just the state dict: torch.save(model.state_dict(), path)",
+            ) from exc
+        raise _unreadable(path, size, exc) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, size, exc) from exc
+
+    for _ in range(3):  # unwrap at most a few levels of {"state_dict": {...}}
+        if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+            inner = next((obj[k] for k in nested_keys if isinstance(obj.get(k), Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping) or not _is_tensor_dict(obj):
+        raise CheckpointError(
+            f"checkpoint {path} is not a state dict: found {type(obj).__name__} without a "
+            f"{{name: tensor}} mapping (looked under {', '.join(nested_keys)})",
+            hint="pass a file saved with torch.save(model.state_dict(), path)",
+        )
+    state: StateDict = {}
+    for key, value in obj.items():
+        name = str(key)
+        for prefix in strip_prefixes:
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+        state[name] = value
+    return state
+
+
+def _is_tensor_dict(obj: Mapping) -> bool:
+    return len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _unreadable(path: Path, size: int, exc: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} ({size} bytes) could not be read; the file looks truncated or "
+        f"corrupt ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+        hint="download it again and compare its size and sha256 with the source",
+    )
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def load_strict(
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    target: str,
+    describe: Callable[[Mapping[str, torch.Tensor]], str | None] | None = None,
+    hint: str | None = None,
+) -> None:
+    """``model.load_state_dict(state, strict=True)``, with a diagnosis when it cannot.
+
+    ``source`` names the file, ``target`` the model/stream (both go into the message);
+    ``describe`` says what the file looks like, e.g. "this is a flow checkpoint".
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} (file {list(state[k].shape)}, model {list(expected[k].shape)})"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = [f"checkpoint {source} does not fit the {target}"]
+        looks = describe(state) if describe is not None else None
+        if looks:
+            parts.append(looks)
+        if wrong:
+            parts.append(f"{len(wrong)} wrong-shaped key(s): {_listing(wrong)}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_listing(unexpected)}")
+        raise CheckpointError("; ".join(parts), hint=hint)
+    try:
+        model.load_state_dict(dict(state), strict=True)
+    except RuntimeError as exc:  # dtype problems and the like; shapes were checked above
+        raise CheckpointError(
+            f"checkpoint {source} could not be loaded into the {target}: {exc}", hint=hint
+        ) from exc
