@@ -27,7 +27,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
 
-from talkit.store import FeatureSetSpec, FeatureStore, StorageOptions
+from talkit.store import FeatureSetSpec, FeatureStore, StorageOptions, fastread
 
 DATASET, FS = "thumos14", "i3d"
 CROP = 750
@@ -194,6 +194,15 @@ def crop_store(store: FeatureStore, cs: list[tuple[str, int, int]]) -> None:
         fs.video(vid).features(start=a, stop=b)
 
 
+def crop_store_zarr_path(store: FeatureStore, cs: list[tuple[str, int, int]]) -> None:
+    """The same crops through zarr-python's general read path (talkit's lean path off)."""
+    fastread.ENABLED = False
+    try:
+        crop_store(store, cs)
+    finally:
+        fastread.ENABLED = True
+
+
 # -- runs ------------------------------------------------------------------------------
 def run_main(args: argparse.Namespace, work: Path) -> None:
     n, t_range = (20, (100, 600)) if args.small else (200, (100, 2000))
@@ -229,23 +238,23 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     cs = crops(data, args.crops, args.seed + 1)
     crop_bytes = sum((b - a) * 2048 * 4 for _, a, b in cs)
     opened, opened16 = FeatureStore.open(str(st)), FeatureStore.open(str(st16))
+    via_zarr = FeatureStore.open(str(st))
+    # A chunk cache that holds the whole compressed store, as a training job would size it.
+    cache = int(dir_bytes(st) * 1.1)
+    cached = FeatureStore.open(str(st), cache_bytes=cache)
     crop = interleaved(
         {
             "load": lambda: crop_npy_load(npy, cs),
             "mmap": lambda: crop_npy_mmap(npy, cs),
             "h5": lambda: crop_h5(h5, cs),
             "st": lambda: crop_store(opened, cs),
+            "st_zarr": lambda: crop_store_zarr_path(via_zarr, cs),
+            "st_cache": lambda: crop_store(cached, cs),
             "st16": lambda: crop_store(opened16, cs),
         },
         r,
     )
-    cr_load, cr_mmap, cr_h5, cr_st, cr_st16 = (
-        crop["load"],
-        crop["mmap"],
-        crop["h5"],
-        crop["st"],
-        crop["st16"],
-    )
+    cr_load, cr_mmap, cr_h5 = crop["load"], crop["mmap"], crop["h5"]
 
     info = store.info()["feature_sets"][f"{DATASET}/{FS}"]
     info16 = store16.info()["feature_sets"][f"{DATASET}/{FS}"]
@@ -269,11 +278,21 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     print(f"  npy load+crop  {len(cs) / cr_load:7.1f}   (how BaSNet/ActionFormer loaders read)")
     print(f"  npy mmap crop  {len(cs) / cr_mmap:7.1f}   (best case for .npy)")
     print(f"  h5py           {len(cs) / cr_h5:7.1f}")
-    for label, t in (("store float32", cr_st), ("store float16", cr_st16)):
+    for label, key in (
+        ("store float32", "st"),
+        ("  zarr path   ", "st_zarr"),
+        ("  + cache     ", "st_cache"),
+        ("store float16", "st16"),
+    ):
+        t = crop[key]
         print(
             f"  {label}  {len(cs) / t:7.1f}   vs npy load {cr_load / t:.2f}x   "
             f"vs npy mmap {cr_mmap / t:.2f}x   vs h5py {cr_h5 / t:.2f}x"
         )
+    print(
+        "  (zarr path: the same store read through zarr-python's general path;"
+        f" + cache: FeatureStore.open(cache_bytes={cache / 1e9:.2f} GB))"
+    )
     print(f"  ({crop_bytes / 1e9:.2f} GB of crops per pass)")
     print("\n== size ==")
     print(f"  npy dir        {dir_bytes(npy) / 1e9:6.2f} GB")

@@ -15,6 +15,7 @@ import numpy as np
 import zarr
 from zarr.core.sync import sync
 
+from talkit.store import fastread
 from talkit.store.codecs import quiet_codec_warnings
 from talkit.store.errors import FeatureSetNotFoundError, StoreError, VideoNotFoundError
 from talkit.store.spec import (
@@ -25,6 +26,21 @@ from talkit.store.spec import (
 )
 
 
+def _row_range(key: Any, rows: int) -> tuple[int, int] | None:
+    """``(start, stop)`` when ``key`` selects a contiguous run of whole rows, else None."""
+    if isinstance(key, tuple):
+        if (len(key) == 2 and isinstance(key[1], slice) and key[1] == slice(None)) or len(key) == 1:
+            key = key[0]
+        else:
+            return None
+    if key is Ellipsis:
+        return 0, rows
+    if not isinstance(key, slice) or key.step not in (None, 1):
+        return None
+    start, stop, _ = key.indices(rows)
+    return start, max(start, stop)
+
+
 class StreamView:
     """One (T, D) stream of one video; index it like a numpy array to read."""
 
@@ -32,6 +48,14 @@ class StreamView:
         self._array = array
         self.name = name
         self._where = where
+        self._plan: fastread.ArrayPlan | bool | None = False  # False: not planned yet
+
+    @property
+    def plan(self) -> fastread.ArrayPlan | None:
+        """The lean read path for this array, or None when zarr's own path must read it."""
+        if self._plan is False:
+            self._plan = fastread.plan(self._array) if fastread.ENABLED else None
+        return self._plan  # type: ignore[return-value]
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -45,11 +69,15 @@ class StreamView:
         return int(self._array.shape[0])
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        rows = _row_range(key, len(self))
+        plan = self.plan
+        if rows is not None and plan is not None:
+            return fastread.read_rows([plan], *rows, joint=False)[0]
         return np.asarray(self._array[key])
 
     def read(self) -> np.ndarray:
         """The whole (T, D) array."""
-        return np.asarray(self._array[...])
+        return self[:]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self.read()
@@ -123,20 +151,36 @@ class VideoFeatures:
         names = list(streams or self.streams)
         return dict(zip(names, self._read_concurrently(names, slice(None)), strict=True))
 
-    def _read_concurrently(self, names: list[str], rows: slice) -> list[np.ndarray]:
-        """Read the same rows of several streams in one pass of zarr's event loop.
+    def _read_concurrently(
+        self, names: list[str], rows: slice, *, joint: bool = False
+    ) -> list[np.ndarray]:
+        """Read the same rows of several streams in one round trip to the store.
 
-        Each zarr read has a fixed cost (a hop to its I/O thread, chunk lookups); reading
-        the streams together pays it once instead of once per stream.
+        Each read has a fixed cost (a hop to zarr's I/O loop, chunk lookups); reading the
+        streams together pays it once. With ``joint`` the result is one array with the
+        streams side by side, written in place (no concatenation copy).
         """
-        arrays = [self.stream(n).zarr_array.async_array for n in names]
-        if len(arrays) == 1:
-            return [np.asarray(self.stream(names[0])[rows])]
+        views = [self.stream(n) for n in names]
+        plans = [v.plan for v in views]
+        span = _row_range(rows, len(views[0]))
+        if (
+            span is not None
+            and all(p is not None for p in plans)
+            and len({(p.rows, p.dtype) for p in plans if p is not None}) == 1
+        ):
+            return fastread.read_rows(plans, *span, joint=joint)  # type: ignore[arg-type]
+        if len(views) == 1:
+            parts = [np.asarray(views[0].zarr_array[rows])]
+        else:
+            arrays = [v.zarr_array.async_array for v in views]
 
-        async def gather() -> list[Any]:
-            return await asyncio.gather(*(a.getitem((rows, slice(None))) for a in arrays))
+            async def gather() -> list[Any]:
+                return await asyncio.gather(*(a.getitem((rows, slice(None))) for a in arrays))
 
-        return [np.asarray(part) for part in sync(gather())]
+            parts = [np.asarray(part) for part in sync(gather())]
+        if joint and len(parts) > 1:
+            return [np.concatenate(parts, axis=1)]
+        return parts
 
     def features(
         self,
@@ -146,8 +190,7 @@ class VideoFeatures:
     ) -> np.ndarray:
         """Snippets start..stop of the streams, concatenated along dim ([rgb, flow] order)."""
         names = list(streams or self.streams)
-        parts = self._read_concurrently(names, slice(start, stop))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return self._read_concurrently(names, slice(start, stop), joint=True)[0]
 
     def __repr__(self) -> str:
         return f"VideoFeatures({self.feature_set.key}/{self.id}, T={self.num_snippets})"

@@ -1,0 +1,122 @@
+"""The lean crop-read path (talkit.store.fastread) returns exactly what zarr returns.
+
+Every codec and chunk layout the store writes is read both ways, over crops that start and
+end inside chunks, on chunk edges, past the end, and empty; layouts the lean path does not
+decode (transposed chunks) must fall back to zarr and still read correctly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from talkit.store import FeatureStore, StorageOptions, StoreError, fastread
+from tests.store_helpers import DIMS, DS, FS, features, spec
+
+T = 53  # not a multiple of any chunk length below
+CROPS = [(0, T), (0, 1), (3, 17), (16, 32), (15, 33), (40, 53), (40, 90), (52, 53), (20, 20)]
+
+
+@pytest.fixture
+def zarr_path() -> Iterator[None]:
+    """Read through zarr-python's general path while the fixture is active."""
+    fastread.ENABLED = False
+    try:
+        yield
+    finally:
+        fastread.ENABLED = True
+
+
+def write(path: Path, storage: StorageOptions, engine: str = "icechunk", **spec_kw: object):
+    store = FeatureStore.create(str(path), engine=engine)  # type: ignore[arg-type]
+    store.create_feature_set(DS, FS, spec(**spec_kw), storage=storage)
+    data = features(3, T)
+    data["rgb"][16:32] = 0.0  # a whole chunk of zeros: zarr does not store it
+    with store.writer(message="w") as w:
+        w.write_video(DS, FS, "v", streams=data)
+    return data
+
+
+def read_all_ways(path: Path) -> dict[str, object]:
+    """Crops, joint crops, slices and whole reads from a freshly opened store."""
+    video = FeatureStore.open(str(path)).feature_set(DS, FS).video("v")
+    out: dict[str, object] = {}
+    for a, b in CROPS:
+        out[f"features{a}:{b}"] = video.features(start=a, stop=b)
+        out[f"flow{a}:{b}"] = video.features(["flow"], a, b)
+        out[f"rgb[{a}:{b}]"] = video.stream("rgb")[a:b]
+    out["neg"] = video.stream("flow")[-10:-2]
+    out["tuple"] = video.stream("flow")[5:9, :]
+    out["step"] = video.stream("rgb")[1:40:3]
+    out["cols"] = video.stream("rgb")[4:12, 2:5]
+    for name, array in video.read().items():
+        out[f"read-{name}"] = array
+    out["whole"] = video.stream("flow").read()
+    return out
+
+
+STORAGES = [
+    StorageOptions(),  # the default: pcodec, 256-snippet chunks (one chunk here)
+    StorageOptions(chunk_t=16),
+    StorageOptions(chunk_t=16, codec="blosc-zstd"),
+    StorageOptions(chunk_t=16, codec="blosc-lz4", shuffle="bitshuffle"),
+    StorageOptions(chunk_t=16, codec="zstd"),
+    StorageOptions(chunk_t=16, codec="none"),
+    StorageOptions(chunk_t=16, codec="blosc-zstd", transpose=True),
+]
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=lambda s: f"{s.codec}-{s.chunk_t}-{s.transpose}")
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_lean_path_reads_exactly_what_zarr_reads(
+    tmp_path: Path, storage: StorageOptions, dtype: str
+) -> None:
+    data = write(tmp_path / "s", storage, dtype=dtype)
+    fast = read_all_ways(tmp_path / "s")
+    fastread.ENABLED = False
+    try:
+        slow = read_all_ways(tmp_path / "s")
+    finally:
+        fastread.ENABLED = True
+    assert fast.keys() == slow.keys()
+    for key in fast:
+        got, want = np.asarray(fast[key]), np.asarray(slow[key])
+        assert got.dtype == want.dtype and got.shape == want.shape, key
+        np.testing.assert_array_equal(got, want, err_msg=key)
+    joint = np.concatenate([data[s] for s in DIMS], axis=1).astype(dtype)
+    np.testing.assert_array_equal(fast["features3:17"], joint[3:17])
+    np.testing.assert_array_equal(fast["features16:32"][:, : DIMS["rgb"]], 0.0)
+    video = FeatureStore.open(str(tmp_path / "s")).feature_set(DS, FS).video("v")
+    planned = video.stream("rgb").plan is not None
+    assert planned == (not storage.transpose)  # transposed chunks fall back to zarr
+
+
+def test_plain_zarr_store_reads_through_the_lean_path(tmp_path: Path) -> None:
+    data = write(tmp_path / "z", StorageOptions(chunk_t=16), engine="zarr")
+    video = FeatureStore.open(str(tmp_path / "z")).feature_set(DS, FS).video("v")
+    assert video.stream("flow").plan is not None
+    np.testing.assert_array_equal(
+        video.features(start=10, stop=40)[:, DIMS["rgb"] :], data["flow"][10:40]
+    )
+
+
+def test_zarr_path_fixture_really_disables_the_lean_path(tmp_path: Path, zarr_path: None) -> None:
+    data = write(tmp_path / "s", StorageOptions(chunk_t=16))
+    video = FeatureStore.open(str(tmp_path / "s")).feature_set(DS, FS).video("v")
+    assert video.stream("rgb").plan is None
+    np.testing.assert_array_equal(video.stream("flow")[5:20], data["flow"][5:20])
+
+
+def test_chunk_cache_reads_the_same_values_and_rejects_negative_sizes(tmp_path: Path) -> None:
+    data = write(tmp_path / "s", StorageOptions(chunk_t=16))
+    cached = FeatureStore.open(str(tmp_path / "s"), cache_bytes=1 << 20)
+    video = cached.feature_set(DS, FS).video("v")
+    for _ in range(2):  # the second pass is served from the cache
+        np.testing.assert_array_equal(
+            video.features(start=7, stop=45)[:, : DIMS["rgb"]], data["rgb"][7:45]
+        )
+    with pytest.raises(StoreError, match="cache_bytes"):
+        FeatureStore.open(str(tmp_path / "s"), cache_bytes=-1)
