@@ -47,10 +47,18 @@ def _register_components() -> None:
     from talkit.datasets import cli as datasets_cli
     from talkit.datasets.synthetic import cli as synth_cli
     from talkit.extractors import cli as extractors_cli
+    from talkit.pipelines import cli as pipelines_cli
     from talkit.store import cli as store_cli
     from talkit.wtal_heads import cli as heads_cli
 
-    for component in (datasets_cli, synth_cli, store_cli, extractors_cli, heads_cli):
+    for component in (
+        datasets_cli,
+        synth_cli,
+        store_cli,
+        extractors_cli,
+        pipelines_cli,
+        heads_cli,
+    ):
         component.register(app)
 
 

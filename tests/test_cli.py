@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import typer
 
 from talkit import cli
 from talkit.errors import AnnotationError, WorkFailedError
@@ -25,7 +24,10 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def failing_command():
     """A temporary command that raises the error it is told to, for exit-code checks."""
-    errors = {"input": AnnotationError("bad file x.json", hint="fix it"), "work": WorkFailedError("it broke")}
+    errors = {
+        "input": AnnotationError("bad file x.json", hint="fix it"),
+        "work": WorkFailedError("it broke"),
+    }
 
     @cli.app.command("_fail", hidden=True)
     def _fail(kind: str) -> None:
@@ -34,9 +36,7 @@ def failing_command():
         raise errors[kind]
 
     yield
-    cli.app.registered_commands[:] = [
-        c for c in cli.app.registered_commands if c.name != "_fail"
-    ]
+    cli.app.registered_commands[:] = [c for c in cli.app.registered_commands if c.name != "_fail"]
 
 
 def test_help_lists_component_groups(capsys):

@@ -90,6 +90,16 @@ def test_reopen_and_iterate(tmp_path: Path) -> None:
         store.feature_set("thumos14", "slowfast")
 
 
+def test_youtube_ids_starting_with_a_dash_are_stored(tmp_path: Path) -> None:
+    # 38 ActivityNet 1.2 ids start with '-' (e.g. '-0ds4HFnJWA'); they must be storable.
+    store = make_store(tmp_path / "s", {"-0ds4HFnJWA": 12})
+    fs = FeatureStore.open(str(tmp_path / "s")).feature_set(DS, FS)
+    assert fs.videos() == ["-0ds4HFnJWA"]
+    np.testing.assert_array_equal(fs.video("-0ds4HFnJWA").stream("rgb")[:], features(0, 12)["rgb"])
+    with pytest.raises(StoreError, match="invalid video id"), store.writer() as w:
+        w.write_video(DS, FS, ".hidden", streams=features(1, 12))
+
+
 def test_writer_is_one_commit_and_invisible_until_exit(tmp_path: Path) -> None:
     store = make_store(tmp_path / "s", {"a": 10})
     before = len(store.log())

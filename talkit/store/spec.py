@@ -40,6 +40,8 @@ RESERVED_VIDEO_ATTRS = frozenset(
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]*$")
+# Video ids come from the datasets: YouTube ids (ActivityNet, HACS) may start with '-'.
+_VIDEO_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.+=@,-]*$")
 
 StorageDtype = Literal["float32", "float16"]
 
@@ -192,6 +194,16 @@ def check_name(name: str, what: str) -> str:
             hint="use letters, digits and _ . + = @ , - only, not starting with '.' or '-'",
         )
     return name
+
+
+def check_video_id(video_id: str) -> str:
+    """Like ``check_name``, but a leading '-' is allowed (YouTube ids such as '-0ds4HFnJWA')."""
+    if not isinstance(video_id, str) or not _VIDEO_ID_RE.match(video_id):
+        raise StoreError(
+            f"invalid video id {video_id!r}",
+            hint="use letters, digits and _ . + = @ , - only, not starting with '.'",
+        )
+    return video_id
 
 
 def split_feature_set(key: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from talkit.store.codecs import to_storage_dtype
 from talkit.store.errors import FeatureValidationError
-from talkit.store.spec import RESERVED_VIDEO_ATTRS, TIMESTAMPS, FeatureSetSpec, check_name
+from talkit.store.spec import RESERVED_VIDEO_ATTRS, TIMESTAMPS, FeatureSetSpec, check_video_id
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def prepare_video(
     allow_nonfinite: bool = False,
 ) -> PreparedVideo:
     """Validate and cast one video's arrays; raise FeatureValidationError on any problem."""
-    check_name(video_id, "video id")
+    check_video_id(video_id)
     label = f"video {video_id!r} in {where}"
     _check_stream_names(spec, label, streams)
 

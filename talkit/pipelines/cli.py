@@ -1,0 +1,197 @@
+"""``talkit extract`` (videos -> feature set in a store, on Ray) and ``talkit demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from talkit.errors import InputError, WorkFailedError
+
+
+class ExtractFailuresError(WorkFailedError):
+    """Some videos failed; the others are in the store."""
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InputError(f"empty list {text!r}", hint="give comma-separated names, e.g. rgb,flow")
+    return items
+
+
+def _resize_short(text: str | None) -> int | None:
+    if text is None or text.strip().lower() == "none":
+        return None  # "none" is applied after loading (None means "not given" there)
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(
+            f"--resize-short {text!r} is neither a number nor 'none'", hint="e.g. 256"
+        ) from None
+
+
+def parse_checkpoints(values: list[str]) -> dict[str, str]:
+    """``["rgb=a.pt", "flow=b.pt"]`` -> ``{"rgb": "a.pt", "flow": "b.pt"}``."""
+    out: dict[str, str] = {}
+    for value in values:
+        stream, sep, path = value.partition("=")
+        if not sep or not stream.strip() or not path.strip():
+            raise InputError(
+                f"--checkpoint {value!r} is not STREAM=PATH",
+                hint="e.g. --checkpoint rgb=rgb_imagenet.pt --checkpoint flow=flow_imagenet.pt",
+            )
+        if not Path(path).expanduser().is_file():
+            raise InputError(f"--checkpoint {value}: no such file {path}")
+        out[stream.strip()] = str(Path(path).expanduser())
+    return out
+
+
+def extract_command(
+    videos: str = typer.Option(
+        ..., "--videos", help="A folder of videos, a text list of paths, or an annotation file."
+    ),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset name in the store, e.g. thumos14."),
+    store: str = typer.Option(..., "--store", help="Store path or URL (created if absent)."),
+    backbone: str | None = typer.Option(
+        None, "--backbone", help="Backbone(s), comma-separated (default: the config's, i3d)."
+    ),
+    checkpoint: list[str] = typer.Option(
+        [], "--checkpoint", help="STREAM=PATH weights, repeatable (rgb=rgb_imagenet.pt)."
+    ),
+    config: str | None = typer.Option(
+        None, "--config", help="YAML config or preset name (configs/extract/thumos14_i3d.yaml)."
+    ),
+    streams: str | None = typer.Option(None, "--streams", help="Streams, e.g. rgb,flow."),
+    flow: str | None = typer.Option(None, "--flow", help="Optical flow: tvl1, farneback or dis."),
+    input_size: int | None = typer.Option(None, "--input-size", help="Crop size (224)."),
+    resize_short: str | None = typer.Option(
+        None,
+        "--resize-short",
+        help="Short side before the crop (256), or 'none' for a square resize.",
+    ),
+    random_weights: int | None = typer.Option(
+        None, "--random-weights", help="Seeded random weights (test features, labelled so)."
+    ),
+    feature_set: str | None = typer.Option(
+        None, "--feature-set", help="Feature set name (default: the backbone's name)."
+    ),
+    video_dir: Path | None = typer.Option(
+        None, "--video-dir", help="Where an annotation file's videos are (matched by stem)."
+    ),
+    frames_fps: float | None = typer.Option(
+        None, "--frames-fps", help="Frame rate of frame folders named in a text list."
+    ),
+    subset: list[str] = typer.Option(
+        [], "--subset", help="Only these annotation subsets (e.g. test); repeatable."
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Join a Ray cluster (auto or HOST:PORT); default: embedded."
+    ),
+    num_workers: int | None = typer.Option(
+        None, "--num-workers", help="Workers (default: one per CPU, or per GPU with cuda)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="Torch threads per worker (default: its share of the CPUs)."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Snippets per forward."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
+    force: bool = typer.Option(False, "--force", help="Extract again even videos already done."),
+    max_failures: int | None = typer.Option(
+        None, "--max-failures", help="Stop once more than N videos failed."
+    ),
+    commit_every: int | None = typer.Option(
+        None, "--commit-every", help="Commit every N videos (a crash loses at most these)."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="JSON report (default: talkit-extract-DATASET.json here)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Extract snippet features of VIDEOS into a feature set of STORE, in parallel on Ray.
+
+    Re-running the same command resumes: videos already in the store from the same file and with the same spec are skipped. Exits 1 if any video failed (listed at the end and in the report); the others are committed.
+    """
+    from talkit.pipelines.config import load_extract_config
+    from talkit.pipelines.failures import TooManyFailuresError
+    from talkit.pipelines.plan import plan_videos
+    from talkit.pipelines.progress import RichProgress, RunObserver, print_summary
+    from talkit.pipelines.run import ExtractJob, run_extraction
+
+    cfg = load_extract_config(
+        config,
+        {
+            "backbones": _split(backbone),
+            "streams": _split(streams),
+            "flow": flow,
+            "input_size": input_size,
+            "resize_short": _resize_short(resize_short),
+            "random_weights_seed": random_weights,
+            "num_workers": num_workers,
+            "torch_threads": threads,
+            "batch_size": batch_size,
+            "device": device,
+            "max_failures": max_failures,
+            "commit_every": commit_every,
+            "frames_fps": frames_fps,
+            "checkpoints": parse_checkpoints(checkpoint) or None,
+        },
+    )
+    if resize_short is not None and resize_short.strip().lower() == "none":
+        cfg = cfg.model_copy(update={"resize_short": None})
+    plan = plan_videos(videos, video_dir=video_dir, subsets=subset)
+    report_path = report or Path(f"talkit-extract-{dataset}.json")
+    job = ExtractJob(
+        plan=plan,
+        store=store,
+        dataset=dataset,
+        config=cfg,
+        feature_set=feature_set,
+        force=force,
+        ray_address=ray_address,
+        report_path=report_path,
+        command=["talkit", *sys.argv[1:]] if sys.argv else [],
+    )
+    console = Console()
+    observer = RichProgress() if not quiet else RunObserver()
+    try:
+        result = run_extraction(job, observer)
+    except TooManyFailuresError:
+        if observer.report is not None:
+            print_summary(observer.report, console, str(report_path))
+        raise
+    print_summary(result, console, str(report_path))
+    if result.failures:
+        raise ExtractFailuresError(
+            f"{len(result.failures)} of {result.planned} videos failed; the other "
+            f"{len(result.extracted) + len(result.skipped)} are in {store}",
+            hint=f"see the table above and {report_path}; fix the files and re-run the same "
+            "command to extract only what is missing",
+        )
+
+
+def demo_command(
+    out: Path = typer.Option(Path("talkit-demo"), "--out", help="Folder for videos and store."),
+    videos: int = typer.Option(6, "--videos", help="Synthetic videos to generate."),
+    num_workers: int | None = typer.Option(None, "--num-workers", help="Ray workers."),
+    duration: float | None = typer.Option(
+        None, "--duration", help="Length of each video in seconds (default 4-8)."
+    ),
+) -> None:
+    """Generate small synthetic videos, extract random-weight I3D RGB + flow into a store.
+
+    Runs embedded Ray on this machine (a few minutes on 2 cores) and prints the run and store summaries. The features come from random weights, and the store's spec says so.
+    """
+    from talkit.pipelines.demo import run_demo
+
+    run_demo(out, num_videos=videos, num_workers=num_workers, duration_s=duration)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``talkit extract`` and ``talkit demo`` to the root app."""
+    app.command("extract")(extract_command)
+    app.command("demo")(demo_command)

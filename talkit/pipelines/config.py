@@ -1,0 +1,123 @@
+"""Typed extraction settings, loadable from the YAML presets in configs/extract/.
+
+A preset holds the paper defaults of one setting (e.g. ``thumos14_i3d``: I3D at 25 fps,
+16-frame non-overlapping snippets, short side 256 then a 224 centre crop, TV-L1 flow). The
+command line overrides single fields; the resolved settings are what the run records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from talkit.errors import ConfigError
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "extract"
+FlowMethod = Literal["tvl1", "farneback", "dis"]
+
+
+class ExtractConfig(BaseModel):
+    """What ``talkit extract`` needs besides the videos and the store.
+
+    ``backbones`` is a list so that several backbones can share one pass over the videos;
+    each writes its own feature set (named after the backbone unless ``feature_set`` is
+    given, which then applies to a single backbone).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "custom"
+    backbones: list[str] = Field(default_factory=lambda: ["i3d"], min_length=1)
+    streams: list[str] = Field(default_factory=lambda: ["rgb", "flow"], min_length=1)
+    fps: float = Field(default=25.0, gt=0)
+    clip_len: int = Field(default=16, gt=0)
+    stride: int = Field(default=16, gt=0)
+    input_size: int = Field(default=224, gt=0)
+    resize_short: int | None = Field(default=256, gt=0)
+    flow: FlowMethod = "tvl1"
+    flow_bound: float = Field(default=20.0, gt=0)
+    flow_quantize_8bit: bool = False
+    flow_region: Literal["frame", "crop"] = "frame"
+    frames_fps: float | None = Field(
+        default=None, gt=0, description="frame rate of frame-folder inputs (a list may name them)"
+    )
+    checkpoints: dict[str, str] = Field(default_factory=dict)
+    random_weights_seed: int | None = None
+    batch_size: int = Field(default=8, gt=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+    num_workers: int | None = Field(default=None, gt=0)
+    torch_threads: int | None = Field(
+        default=None, gt=0, description="per worker (default: its share of the CPUs)"
+    )
+    commit_every: int = Field(default=100, gt=0, description="videos per periodic commit")
+    commit_interval_s: float = Field(default=300.0, gt=0, description="seconds per periodic commit")
+    max_failures: int | None = Field(default=None, ge=0)
+    max_attempts: int = Field(default=3, gt=0, description="tries per video when workers die")
+
+    @field_validator("backbones", "streams")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"entries must be distinct, got {value}")
+        return value
+
+    def backbone_options(self) -> dict[str, Any]:
+        """Keywords for ``talkit.extractors.get(name, **options)``."""
+        return {
+            "streams": tuple(self.streams),
+            "input_size": self.input_size,
+            "resize_short": self.resize_short,
+            "fps": self.fps,
+            "clip_len": self.clip_len,
+            "stride": self.stride,
+            "flow_method": self.flow,
+            "flow_bound": self.flow_bound,
+            "flow_quantize_8bit": self.flow_quantize_8bit,
+            "flow_region": self.flow_region,
+        }
+
+
+def resolve_preset(path_or_name: str | Path) -> Path:
+    """A YAML path, or a preset name like ``thumos14_i3d`` looked up in configs/extract/."""
+    p = Path(path_or_name).expanduser()
+    if p.is_file():
+        return p
+    candidate = REPO_CONFIGS / f"{Path(path_or_name).stem}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(q.stem for q in REPO_CONFIGS.glob("*.yaml")) if REPO_CONFIGS.is_dir() else []
+    raise ConfigError(
+        f"extraction config {str(path_or_name)!r} is neither a file nor a preset",
+        hint=f"presets: {', '.join(known) or 'none found'}",
+    )
+
+
+def load_extract_config(
+    path_or_name: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ExtractConfig:
+    """A preset or YAML file (or the defaults), with ``overrides`` applied, validated."""
+    doc: dict[str, Any] = {}
+    where = "<defaults>"
+    if path_or_name is not None:
+        path = resolve_preset(path_or_name)
+        where = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        doc.update(loaded)
+    doc.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return ExtractConfig.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(
+            f"{where}: {loc}: {err['msg']}",
+            hint="see the presets in configs/extract/ for the fields and their defaults",
+        ) from exc

@@ -1,0 +1,138 @@
+"""Ray for extraction: start it embedded or join a cluster, and size the workers to it.
+
+By default ``talkit extract`` starts Ray inside the command, sized to this machine, and
+stops it at the end. ``--ray-address`` joins a running cluster instead (``auto`` or
+``HOST:PORT``); talkit must be installed on its nodes. When Ray is already initialised in
+this process (a notebook, the test suite) it is used as it is and left running.
+
+Worker sizing follows what the cluster *has* (``ray.available_resources()``), never a
+fixed request: one worker per CPU (or per GPU with ``--device cuda``), each asking for a
+*fraction* of a CPU. Whole-CPU requests on a 2-CPU machine leave nothing for any other
+task, which is how Ray pipelines deadlock there; a fraction above one half still makes Ray
+place one worker per CPU, so workers spread over the nodes of a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from talkit.errors import InputError
+
+Device = Literal["cpu", "cuda"]
+CPU_FRACTION = 0.8  # of its share of CPUs that each worker requests (see module docstring)
+
+
+class RayUnavailableError(InputError):
+    """Ray could not be started or reached at the given address."""
+
+
+@dataclass
+class RayRuntime:
+    """A Ray connection this process either started (and will stop) or found."""
+
+    address: str | None
+    started_here: bool
+    startup_s: float
+    resources: dict[str, float]
+
+    @property
+    def num_nodes(self) -> int:
+        import ray
+
+        return sum(1 for n in ray.nodes() if n.get("Alive"))
+
+    def shutdown(self) -> None:
+        """Stop Ray if this runtime started it."""
+        import ray
+
+        if self.started_here and ray.is_initialized():
+            ray.shutdown()
+
+
+def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> RayRuntime:
+    """Join ``address`` (``auto``, ``HOST:PORT``) or start Ray embedded on this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return RayRuntime(None, False, 0.0, dict(ray.available_resources()))
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+        "configure_logging": True,
+    }
+    t0 = time.perf_counter()
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"at {address}" if address else "on this machine"
+        raise RayUnavailableError(
+            f"cannot start or reach Ray {where}: {exc}",
+            hint="check --ray-address (e.g. auto, or HOST:6379 of the head node) and that "
+            "`ray status` works there; leave it out to run Ray embedded",
+        ) from exc
+    return RayRuntime(address, True, time.perf_counter() - t0, dict(ray.available_resources()))
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    """How many extraction workers to run and what each asks Ray for."""
+
+    num_workers: int
+    num_cpus: float
+    num_gpus: float
+    torch_threads: int
+    device: Device
+
+    def actor_options(self) -> dict[str, Any]:
+        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
+
+def size_workers(
+    resources: dict[str, float],
+    *,
+    num_workers: int | None = None,
+    device: Device = "cpu",
+    torch_threads: int | None = None,
+) -> WorkerResources:
+    """Workers and per-worker requests that fit ``resources`` (see module docstring)."""
+    cpus = float(resources.get("CPU", 0.0))
+    gpus = float(resources.get("GPU", 0.0))
+    if num_workers is not None and num_workers < 1:
+        raise InputError(f"--num-workers must be at least 1, got {num_workers}")
+    if cpus <= 0:
+        raise InputError(
+            "the Ray cluster has no free CPUs for extraction workers",
+            hint="free some (other jobs hold them), or add nodes",
+        )
+    if device == "cuda":
+        if gpus <= 0:
+            raise InputError(
+                "--device cuda, but the Ray cluster has no free GPUs",
+                hint="use --device cpu, or join a cluster with GPUs via --ray-address",
+            )
+        n = num_workers or max(1, int(gpus))
+        per_gpu = gpus / n
+        num_gpus = 1.0 if per_gpu >= 1 else _floor_to(per_gpu, 0.01)
+    elif device == "cpu":
+        n = num_workers or max(1, int(cpus))
+        num_gpus = 0.0
+    else:
+        raise InputError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
+    share = cpus / n
+    num_cpus = max(0.01, _floor_to(min(1.0, share) * CPU_FRACTION, 0.01))
+    threads = torch_threads or (max(1, math.floor(share)) if device == "cpu" else 1)
+    return WorkerResources(n, num_cpus, num_gpus, threads, device)
+
+
+def _floor_to(value: float, step: float) -> float:
+    return math.floor(value / step + 1e-9) * step

@@ -1,0 +1,265 @@
+"""The extraction worker: backbones loaded once, then one video at a time.
+
+A worker is a long-lived process (a Ray actor in the pipeline, or a plain object in
+process): its models are built and their weights loaded in ``__init__``, so a run pays
+that once per worker, not once per video. ``process(item)`` turns one video into the
+arrays of every requested backbone, or into a :class:`~talkit.pipelines.failures.Failure`
+with the reason; it never raises for a bad video, so one broken file cannot take a
+worker down.
+
+The unit of work is a video with a *list* of backbones: each video's result carries one
+output per feature set, and all of them are committed together. (Each backbone still
+decodes the video itself: sharing one decode between backbones needs an extractor entry
+point that takes several backbones; only I3D exists now.)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from talkit.errors import WorkFailedError
+from talkit.extractors.flow import FlowComputer
+from talkit.pipelines.failures import Failure, failure_from_exception
+from talkit.pipelines.plan import VideoItem
+from talkit.pipelines.resume import Fingerprint, fingerprint
+from talkit.pipelines.spec import feature_set_spec
+
+
+class NoSnippetsError(WorkFailedError):
+    """The video decoded but is shorter than one snippet, so it has no features."""
+
+
+@dataclass(frozen=True)
+class BackboneJob:
+    """One backbone of a run and the feature set it writes to."""
+
+    backbone: str
+    feature_set: str
+    options: dict[str, Any] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    random_weights_seed: int | None = None
+
+
+@dataclass
+class VideoOutput:
+    """One backbone's features for one video, ready for ``Writer.write_video``."""
+
+    streams: dict[str, np.ndarray]
+    timestamps: np.ndarray
+    attrs: dict[str, Any]
+
+    @property
+    def snippets(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.streams.values()) + self.timestamps.nbytes
+
+
+@dataclass
+class VideoResult:
+    """What a worker sends back for one video: outputs per feature set, or a failure."""
+
+    item: VideoItem
+    node_id: str
+    pid: int
+    seconds: float
+    outputs: dict[str, VideoOutput] | None = None
+    failure: Failure | None = None
+    attempts: int = 1
+
+    @property
+    def snippets(self) -> int:
+        if not self.outputs:
+            return 0
+        return next(iter(self.outputs.values())).snippets
+
+    @property
+    def nbytes(self) -> int:
+        return sum(o.nbytes for o in (self.outputs or {}).values())
+
+
+def build_backbone(job: BackboneJob, device: str = "cpu") -> Any:
+    """A backbone from the registry with its weights (checkpoints, or seeded random)."""
+    from talkit.extractors.extract import build_backbone as build
+
+    return build(
+        job.backbone,
+        checkpoints=job.checkpoints or None,
+        random_weights_seed=job.random_weights_seed,
+        device=device,
+        **job.options,
+    )
+
+
+def backbone_spec(job: BackboneJob) -> Any:
+    """The spec a worker's backbone will have, without paying for random init.
+
+    Checkpoints are loaded (so a wrong file fails here, once, with exit code 2); random
+    weights are only labelled, as the backbone labels them (``random:<seed>``).
+    """
+    from talkit.errors import CheckpointError
+    from talkit.extractors import registry
+
+    spec = registry.get(job.backbone, **job.options).spec
+    if job.random_weights_seed is None:
+        missing = [s for s in spec.streams if s not in job.checkpoints]
+        if missing:
+            raise CheckpointError(
+                f"{job.backbone}: no weights given for stream(s) {', '.join(missing)}",
+                hint="pass --checkpoint STREAM=PATH for each of "
+                f"{', '.join(spec.streams)} (e.g. rgb=rgb_imagenet.pt), or --random-weights "
+                "SEED for test features that are not real ones",
+            )
+        return build_backbone(job).spec
+    seed = int(job.random_weights_seed)
+    return spec.model_copy(update={"weights": {s: f"random:{seed}" for s in spec.streams}})
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover - outside Ray
+        pass
+    return "local"
+
+
+class ExtractWorker:
+    """Backbones loaded once; ``process`` one video at a time (see module docstring)."""
+
+    def __init__(
+        self,
+        jobs: list[BackboneJob],
+        *,
+        specs: dict[str, Any] | None = None,
+        dataset: str = "dataset",
+        batch_size: int,
+        device: str = "cpu",
+        torch_threads: int | None = None,
+        frames_fps: float | None = None,
+    ) -> None:
+        import torch
+
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        self.jobs = list(jobs)
+        self.batch_size = batch_size
+        self.device = device
+        self.frames_fps = frames_fps
+        self.backbones = {job.feature_set: build_backbone(job, device) for job in self.jobs}
+        # One flow computer per backbone and worker, reused for every video.
+        self.flows = {
+            fs: FlowComputer(b.spec.flow, workers=1) if b.spec.flow is not None else None
+            for fs, b in self.backbones.items()
+        }
+        self.specs = dict(specs or {})
+        self.dataset = dataset
+        for fs, backbone in self.backbones.items():
+            expected = self.specs.get(fs)
+            if expected is not None and feature_set_spec(backbone.spec) != expected:
+                changes = ", ".join(feature_set_spec(backbone.spec).diff(expected))
+                raise WorkFailedError(
+                    f"worker on {_node_id()} built {fs} with another spec than the driver "
+                    f"(differs in: {changes})",
+                    hint="every node must run the same talkit, torch and OpenCV versions",
+                )
+        self.node_id = _node_id()
+        self.pid = os.getpid()
+
+    def ready(self) -> tuple[str, int]:
+        """(node id, pid): answered once the models are loaded."""
+        return self.node_id, self.pid
+
+    def process(self, item: VideoItem) -> VideoResult:
+        """Extract one video with every backbone; failures come back as data."""
+        t0 = time.perf_counter()
+        try:
+            source = fingerprint(item.path)
+            outputs = {
+                fs: self._extract(item, job, self.backbones[fs], source)
+                for fs, job in ((j.feature_set, j) for j in self.jobs)
+            }
+            for fs, out in outputs.items():
+                self._validate(item, fs, out)
+        except Exception as exc:
+            failure = failure_from_exception(
+                item.video_id, str(item.path), exc, node_id=self.node_id
+            )
+            return VideoResult(
+                item, self.node_id, self.pid, time.perf_counter() - t0, failure=failure
+            )
+        return VideoResult(item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs)
+
+    def _validate(self, item: VideoItem, fs: str, out: VideoOutput) -> None:
+        """The store's own checks (dims, NaN/Inf, timestamps, attrs), here in the worker.
+
+        A video that would fail to write fails now, as a per-video failure, instead of
+        failing the driver's commit.
+        """
+        spec = self.specs.get(fs)
+        if spec is None:
+            return
+        from talkit.store.validate import prepare_video
+
+        prepare_video(
+            spec, f"{self.dataset}/{fs}", item.video_id, out.streams, out.timestamps, out.attrs
+        )
+
+    def _extract(
+        self, item: VideoItem, job: BackboneJob, backbone: Any, source: Fingerprint
+    ) -> VideoOutput:
+        from talkit.extractors.extract import ShortVideoWarning, extract_video
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ShortVideoWarning)  # reported as NoSnippetsError
+            feats = extract_video(
+                item.path,
+                backbone=backbone,
+                batch_size=self.batch_size,
+                device=self.device,
+                flow_computer=self.flows[job.feature_set],
+                fps_for_frames=self.frames_fps,
+            )
+        return to_output(item, feats, source)
+
+
+# Video attrs kept from extract_video's meta: deterministic facts about the source only
+# (no timings, device or local checkpoint paths), so re-runs write identical attrs.
+_META_KEYS = ("video", "num_frames", "damage", "warnings")
+
+
+def to_output(item: VideoItem, feats: Any, source: Fingerprint) -> VideoOutput:
+    """Arrays and attrs of an ``extract_video`` result, as the store takes them."""
+    streams = {name: np.asarray(a) for name, a in feats.streams.items()}
+    timestamps = np.asarray(feats.timestamps, dtype=np.float64)
+    meta = dict(feats.meta or {})
+    if timestamps.shape[0] == 0:
+        frames = meta.get("num_frames")
+        raise NoSnippetsError(
+            f"video {item.video_id} ({item.path}) is shorter than one snippet"
+            + (f" ({frames} frame(s) at the backbone's fps)" if frames is not None else "")
+            + ", so it has no features",
+            hint="check the file; a video must cover at least one clip length",
+        )
+    video = dict(meta.get("video") or {})
+    video.pop("path", None)
+    attrs: dict[str, Any] = {"source": source.to_attrs()}
+    attrs.update({k: meta[k] for k in _META_KEYS if k in meta and k != "video"})
+    attrs["video"] = video
+    if video:
+        attrs.update(
+            native_fps=video.get("fps"),
+            frame_count=video.get("num_frames"),
+            duration_s=video.get("duration_s"),
+        )
+    return VideoOutput(streams, timestamps, attrs)
