@@ -1,7 +1,8 @@
 """Bounded memory: streaming a 10-minute 1280x720 video through the sampler.
 
-Peak RSS is measured in a fresh subprocess per video (ru_maxrss), so the test process's
-own memory and earlier tests do not count. The videos are built once per session by
+Peak RSS is measured in a fresh subprocess per video, as the kernel's high-water mark of
+that process's own address space (VmHWM). Not ru_maxrss: Linux carries the parent's peak
+into a child's ru_maxrss across fork/vfork + exec, so a large pytest process would count. The videos are built once per session by
 repeating an encoded 2 s segment (video_helpers.make_long_video): real 720p H.264 that
 every frame of must be decoded, but cheap to write.
 """
@@ -16,14 +17,16 @@ import pytest
 from video_helpers import make_long_video
 
 SCRIPT = r"""
-import json, resource, sys
+import json, sys
 from talkit.extractors import SnippetSpec, iter_snippet_batches
 stream = iter_snippet_batches(sys.argv[1], SnippetSpec(25, 16, 16), batch_size=4)
 snippets = 0
 for batch in stream:
     assert batch.frames.shape[1:] == (16, 720, 1280, 3)
     snippets += len(batch)
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+with open("/proc/self/status") as status:
+    hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+rss_mb = hwm_kb / 1024
 print(json.dumps({"snippets": snippets, "frames": stream.num_frames, "peak_rss_mb": rss_mb}))
 """
 
