@@ -6,21 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from talkit import cli
 from talkit.datasets import Dataset
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run ``talkit ARGS`` in-process: (exit code, stdout, stderr)."""
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def write_json(path: Path, doc: Any) -> Path:

@@ -6,22 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pytest
 
-from talkit import cli
 from talkit.datasets.model import Dataset, Segment, Video
 from talkit.wtal_heads.detections import DetectionSet
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run ``talkit ARGS`` in-process: (exit code, stdout, stderr)."""
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def make_dataset(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,30 +34,6 @@ TINY_EXTRACT_KW: dict[str, Any] = {
     "random_weights_seed": 0,
     "batch_size": 4,
 }
-
-
-def ensure_cli_registered() -> None:
-    """Add `extract`/`demo` to the root app if the lead has not wired them in yet."""
-    from talkit import cli
-    from talkit.pipelines import cli as pipeline_cli
-
-    names = {c.name for c in cli.app.registered_commands}
-    if "extract" not in names:
-        pipeline_cli.register(cli.app)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run ``talkit ARGS`` in-process: (exit code, stdout, stderr)."""
-    from talkit import cli
-
-    ensure_cli_registered()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 _BOOT = (

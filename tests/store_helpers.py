@@ -13,6 +13,7 @@ import numpy as np
 from talkit.store import FeatureSetSpec, FeatureStore, ForkWriter
 
 DS, FS = "thumos14", "i3d"
+KEY = f"{DS}/{FS}"
 DIMS = {"rgb": 8, "flow": 6}
 
 
@@ -51,6 +52,13 @@ def make_store(
         for i, (vid, t) in enumerate(videos.items()):
             w.write_video(DS, FS, vid, streams=features(seed0 + i, t), attrs={"duration": t * 0.64})
     return store
+
+
+def assert_unchanged(url: str, snapshot: str | None, videos: list[str]) -> None:
+    """A failed write left no trace: the head is still ``snapshot``, with just ``videos``."""
+    reopened = FeatureStore.open(url)
+    assert reopened.snapshot_id == snapshot
+    assert reopened.feature_set(KEY).videos() == videos
 
 
 def fork_worker(fork: ForkWriter, video_ids: list[str], seeds: list[int]) -> ForkWriter:

@@ -6,19 +6,10 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
 
 from talkit import cli
 from talkit.errors import AnnotationError, WorkFailedError
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -40,25 +31,25 @@ def failing_command():
 
 
 def test_help_lists_component_groups(capsys):
-    code, out, _ = run(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert code == 0
     assert "Usage" in out
 
 
 def test_version(capsys):
-    code, out, _ = run(capsys, "--version")
+    code, out, _ = run_cli(capsys, "--version")
     assert code == 0
     assert out.startswith("talkit ")
 
 
 def test_unknown_command_is_usage_error(capsys):
-    code, _, err = run(capsys, "no-such-command")
+    code, _, err = run_cli(capsys, "no-such-command")
     assert code == 2
     assert "no-such-command" in err
 
 
 def test_input_error_prints_one_line_and_exits_2(capsys, failing_command):
-    code, _, err = run(capsys, "_fail", "input")
+    code, _, err = run_cli(capsys, "_fail", "input")
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1
@@ -67,16 +58,16 @@ def test_input_error_prints_one_line_and_exits_2(capsys, failing_command):
 
 
 def test_failed_work_exits_1(capsys, failing_command):
-    code, _, err = run(capsys, "_fail", "work")
+    code, _, err = run_cli(capsys, "_fail", "work")
     assert code == 1
     assert "it broke" in err
 
 
 def test_unexpected_error_is_reported_without_traceback_unless_debug(capsys, failing_command):
-    code, _, err = run(capsys, "_fail", "crash")
+    code, _, err = run_cli(capsys, "_fail", "crash")
     assert code == 1
     assert "RuntimeError" in err and "Traceback" not in err
-    code, _, err = run(capsys, "--debug", "_fail", "crash")
+    code, _, err = run_cli(capsys, "--debug", "_fail", "crash")
     assert code == 1
     assert "Traceback" in err
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from datasets_helpers import run_cli, video_facts, write_class_files
+from cli_helpers import run_cli
+from datasets_helpers import video_facts, write_class_files
 
 from talkit.datasets import load_annotations
 

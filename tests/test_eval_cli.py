@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eval_helpers import run_cli
+from cli_helpers import run_cli
 
 from talkit.wtal_heads.detections import DetectionSet, read_detections, write_detections
 
@@ -54,22 +54,32 @@ def _results(**extra: list[dict[str, Any]]) -> dict[str, Any]:
     return {"version": "VERSION 1.3", "results": results}
 
 
+@pytest.fixture
+def dets(tmp_path: Path) -> Path:
+    """Detections that match the GT of subset 'test' exactly."""
+    return _write(tmp_path / "dets.json", _results())
+
+
+def run_eval(
+    capsys: pytest.CaptureFixture[str], dets: Path, gt: Path, *args: str
+) -> tuple[int, str, str]:
+    """``talkit eval DETS --gt GT ARGS...`` in-process: (exit code, stdout, stderr)."""
+    return run_cli(capsys, "eval", str(dets), "--gt", str(gt), *args)
+
+
+def refused(capsys: pytest.CaptureFixture[str], dets: Path, gt: Path) -> str:
+    """stderr of ``talkit eval DETS --gt GT --subset test``, which must refuse (exit 2)."""
+    code, _, err = run_eval(capsys, dets, gt, "--subset", "test")
+    assert code == 2, err
+    return err
+
+
 def test_eval_json_report_records_gt_counts_and_options(
-    tmp_path: Path, gt_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, gt_file: Path, dets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dets = _write(tmp_path / "dets.json", _results())
     out = tmp_path / "report.json"
-    code, stdout, _ = run_cli(
-        capsys,
-        "eval",
-        str(dets),
-        "--gt",
-        str(gt_file),
-        "--subset",
-        "test",
-        "--json",
-        "--out",
-        str(out),
+    code, stdout, _ = run_eval(
+        capsys, dets, gt_file, "--subset", "test", "--json", "--out", str(out)
     )
     assert code == 0
     report = json.loads(stdout)
@@ -87,33 +97,21 @@ def test_eval_json_report_records_gt_counts_and_options(
 
 
 def test_eval_table_and_activitynet_preset(
-    tmp_path: Path, gt_file: Path, capsys: pytest.CaptureFixture[str]
+    gt_file: Path, dets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dets = _write(tmp_path / "dets.json", _results())
-    code, stdout, _ = run_cli(
-        capsys,
-        "eval",
-        str(dets),
-        "--gt",
-        str(gt_file),
-        "--subset",
-        "test",
-        "--preset",
-        "activitynet",
-    )
+    code, stdout, _ = run_eval(capsys, dets, gt_file, "--subset", "test", "--preset", "activitynet")
     assert code == 0
     assert "HighJump" in stdout and "0.95" in stdout
     assert "average mAP 0.5:0.95: 100.00" in stdout
 
 
 def test_eval_needs_a_subset_when_the_gt_has_several(
-    tmp_path: Path, gt_file: Path, capsys: pytest.CaptureFixture[str]
+    gt_file: Path, dets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dets = _write(tmp_path / "dets.json", _results())
-    code, _, err = run_cli(capsys, "eval", str(dets), "--gt", str(gt_file))
+    code, _, err = run_eval(capsys, dets, gt_file)
     assert code == 2
     assert "several subsets" in err and "--subset" in err
-    code, _, err = run_cli(capsys, "eval", str(dets), "--gt", str(gt_file), "--subset", "nope")
+    code, _, err = run_eval(capsys, dets, gt_file, "--subset", "nope")
     assert code == 2 and "no video in subset 'nope'" in err
 
 
@@ -127,26 +125,14 @@ def test_eval_refuses_malformed_entries_with_their_location(
             {"label": "HighJump", "score": 0.5},
         ]
     )
-    dets = _write(tmp_path / "bad.json", bad)
-    code, _, err = run_cli(capsys, "eval", str(dets), "--gt", str(gt_file), "--subset", "test")
-    assert code == 2
+    err = refused(capsys, _write(tmp_path / "bad.json", bad), gt_file)
     assert "3 malformed detection entries" in err
     assert 'results["video_test_0000003"][0]' in err and "score" in err
     assert "ends before it starts" in err and "missing 'segment'" in err
     not_json = tmp_path / "x.json"
     not_json.write_text("{oops")
-    code, _, err = run_cli(capsys, "eval", str(not_json), "--gt", str(gt_file), "--subset", "test")
-    assert code == 2 and "not valid JSON" in err
-    code, _, err = run_cli(
-        capsys,
-        "eval",
-        str(_write(tmp_path / "y.json", {"res": {}})),
-        "--gt",
-        str(gt_file),
-        "--subset",
-        "test",
-    )
-    assert code == 2 and '"results"' in err
+    assert "not valid JSON" in refused(capsys, not_json, gt_file)
+    assert '"results"' in refused(capsys, _write(tmp_path / "y.json", {"res": {}}), gt_file)
 
 
 def test_eval_refuses_labels_unknown_to_the_gt(
@@ -156,8 +142,7 @@ def test_eval_refuses_labels_unknown_to_the_gt(
         tmp_path / "dets.json",
         _results(video_test_0000002=[{"label": "diving", "score": 0.7, "segment": [2.0, 6.0]}]),
     )
-    code, _, err = run_cli(capsys, "eval", str(dets), "--gt", str(gt_file), "--subset", "test")
-    assert code == 2
+    err = refused(capsys, dets, gt_file)
     assert "'diving'" in err and "did you mean 'Diving'" in err
 
 
@@ -166,8 +151,8 @@ def test_eval_counts_and_reports_videos_outside_the_subset(
 ) -> None:
     extra = [{"label": "Diving", "score": 0.95, "segment": [0.0, 3.0]}]
     dets = _write(tmp_path / "dets.json", _results(video_validation_0000001=extra))
-    base = ["eval", str(dets), "--gt", str(gt_file), "--subset", "test", "--json"]
-    code, stdout, err = run_cli(capsys, *base)
+    base = ["--subset", "test", "--json"]
+    code, stdout, err = run_eval(capsys, dets, gt_file, *base)
     assert code == 0
     report = json.loads(stdout)
     assert report["accounting"]["videos_not_in_gt"] == {
@@ -179,9 +164,9 @@ def test_eval_counts_and_reports_videos_outside_the_subset(
     assert "not in subset 'test'" in err and "false positives" in err
     # As a false positive ranked first it halves Diving's AP: P=0, 1/2; R=0, 1 -> 0.5.
     assert report["per_class"]["Diving"]["AP"]["0.5"] == 0.5
-    code, stdout, _ = run_cli(capsys, *base, "--unknown-videos", "drop")
+    code, stdout, _ = run_eval(capsys, dets, gt_file, *base, "--unknown-videos", "drop")
     assert code == 0 and json.loads(stdout)["per_class"]["Diving"]["AP"]["0.5"] == 1.0
-    code, _, err = run_cli(capsys, *base, "--unknown-videos", "error")
+    code, _, err = run_eval(capsys, dets, gt_file, *base, "--unknown-videos", "error")
     assert code == 2 and "video_validation_0000001" in err
 
 
@@ -195,19 +180,9 @@ def test_eval_exclusions_and_ambiguous_file(
         tmp_path / "dets.json",
         _results(video_test_0000001=[*_results()["results"]["video_test_0000001"], *extra]),
     )
-    code, stdout, _ = run_cli(
-        capsys,
-        "eval",
-        str(dets),
-        "--gt",
-        str(gt_file),
-        "--subset",
-        "test",
-        "--json",
-        "--ambiguous",
-        str(amb),
-        "--exclude-videos",
-        "video_test_0000002",
+    args = ["--subset", "test", "--json", "--ambiguous", str(amb)]
+    code, stdout, _ = run_eval(
+        capsys, dets, gt_file, *args, "--exclude-videos", "video_test_0000002"
     )
     assert code == 0
     report = json.loads(stdout)
@@ -220,13 +195,10 @@ def test_eval_exclusions_and_ambiguous_file(
 
 @pytest.mark.slow
 def test_eval_writes_plots(
-    tmp_path: Path, gt_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, gt_file: Path, dets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dets = _write(tmp_path / "dets.json", _results())
     plots = tmp_path / "plots"
-    code, _, err = run_cli(
-        capsys, "eval", str(dets), "--gt", str(gt_file), "--subset", "test", "--plots", str(plots)
-    )
+    code, _, err = run_eval(capsys, dets, gt_file, "--subset", "test", "--plots", str(plots))
     assert code == 0
     files = sorted(p.relative_to(plots).as_posix() for p in plots.rglob("*.png"))
     assert files == [
@@ -260,17 +232,16 @@ def test_detections_round_trip(tmp_path: Path) -> None:
 
 
 def test_eval_custom_thresholds(
-    tmp_path: Path, gt_file: Path, capsys: pytest.CaptureFixture[str]
+    gt_file: Path, dets: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dets = _write(tmp_path / "dets.json", _results())
-    base = ["eval", str(dets), "--gt", str(gt_file), "--subset", "test", "--json"]
-    code, stdout, _ = run_cli(capsys, *base, "--thresholds", "0.3,0.5")
+    base = ["--subset", "test", "--json"]
+    code, stdout, _ = run_eval(capsys, dets, gt_file, *base, "--thresholds", "0.3,0.5")
     assert code == 0
     report = json.loads(stdout)
     assert report["thresholds"] == [0.3, 0.5]
     assert report["options"]["threshold_preset"] is None
     assert report["average_mAP"] == {"0.3:0.5": 1.0}
-    code, _, err = run_cli(capsys, *base, "--thresholds", "0.5,abc")
+    code, _, err = run_eval(capsys, dets, gt_file, *base, "--thresholds", "0.5,abc")
     assert code == 2 and "--thresholds" in err
-    code, _, err = run_cli(capsys, *base, "--thresholds", "0,0.5")
+    code, _, err = run_eval(capsys, dets, gt_file, *base, "--thresholds", "0,0.5")
     assert code == 2 and "(0, 1]" in err

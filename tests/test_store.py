@@ -8,8 +8,8 @@ import icechunk
 import numpy as np
 import pytest
 import zarr
+from cli_helpers import run_cli
 
-from talkit.cli import main
 from talkit.store import (
     FeatureSetNotFoundError,
     FeatureSetSpec,
@@ -23,17 +23,7 @@ from talkit.store import (
     VideoExistsError,
     VideoNotFoundError,
 )
-from tests.store_helpers import DIMS, DS, FS, features, make_store, spec
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.store_helpers import DIMS, DS, FS, assert_unchanged, features, make_store, spec
 
 
 def test_write_then_read_back_exact_with_spec_timestamps_and_attrs(tmp_path: Path) -> None:
@@ -118,9 +108,7 @@ def test_exception_in_writer_discards_everything(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), store.writer() as w:
         w.write_video(DS, FS, "b", streams=features(5, 12))
         raise RuntimeError("extraction failed")
-    reopened = FeatureStore.open(str(tmp_path / "s"))
-    assert reopened.snapshot_id == before
-    assert reopened.feature_set(DS, FS).videos() == ["a"]
+    assert_unchanged(str(tmp_path / "s"), before, ["a"])
 
 
 def test_overwrite_is_explicit(tmp_path: Path) -> None:
@@ -177,9 +165,7 @@ def test_invalid_video_is_rejected_before_writing(
     before = store.snapshot_id
     with pytest.raises(FeatureValidationError, match=match), store.writer() as w:
         w.write_video(DS, FS, "bad", streams=streams, **kwargs)
-    reopened = FeatureStore.open(str(tmp_path / "s"))
-    assert reopened.snapshot_id == before
-    assert reopened.feature_set(DS, FS).videos() == ["a"]
+    assert_unchanged(str(tmp_path / "s"), before, ["a"])
 
 
 def test_nonfinite_rejected_by_default_and_allowed_on_request(tmp_path: Path) -> None:
@@ -208,7 +194,7 @@ def test_nonexistent_version_and_unknown_format_exit_2(
         FeatureStore.open(url, version="v9")
     with pytest.raises(VersionNotFoundError):
         FeatureStore.open(url, version="ABCDEFGHJKMNPQRSTVWX")  # well-formed, absent snapshot
-    code, _, err = run_cli(["store", "info", url, "--version", "v9"], capsys)
+    code, _, err = run_cli(capsys, "store", "info", url, "--version", "v9")
     assert code == 2 and "version 'v9' not found" in err
 
     # A store written by a future talkit: its root says format version 99.
@@ -221,7 +207,7 @@ def test_nonexistent_version_and_unknown_format_exit_2(
         StoreFormatError, match=r"format version 99; this talkit .* reads format versions 1\.\.1"
     ):
         FeatureStore.open(url)
-    code, _, err = run_cli(["store", "info", url], capsys)
+    code, _, err = run_cli(capsys, "store", "info", url)
     assert code == 2 and "format version 99" in err
 
 
@@ -274,7 +260,7 @@ def test_float16_storage_reports_its_error(
             "big",
             streams={"rgb": np.full((3, 8), 1e6, np.float32), "flow": np.ones((3, 6), np.float32)},
         )
-    code, out, _ = run_cli(["store", "info", str(tmp_path / "s")], capsys)
+    code, out, _ = run_cli(capsys, "store", "info", str(tmp_path / "s"))
     assert code == 0 and "float16 error" in out
 
 
@@ -284,7 +270,7 @@ def test_info_reports_dims_chunks_codec_and_ratio(
     import json
 
     make_store(tmp_path / "s", {"a": 300, "b": 40})
-    code, out, _ = run_cli(["store", "info", str(tmp_path / "s"), "--json"], capsys)
+    code, out, _ = run_cli(capsys, "store", "info", str(tmp_path / "s"), "--json")
     assert code == 0
     info = json.loads(out)
     entry = info["feature_sets"][f"{DS}/{FS}"]

@@ -8,23 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
-from talkit.cli import main
 from talkit.datasets import load_wtalc_npy
 from talkit.store import FeatureStore
-from tests.store_helpers import DS, FS, features, make_store
-
-KEY = f"{DS}/{FS}"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.store_helpers import DS, FS, KEY, features, make_store, spec
 
 
 def assert_same_feature_set(a: FeatureStore, b: FeatureStore, key_b: str = KEY) -> None:
@@ -67,13 +55,13 @@ def test_round_trip_is_bit_exact(
 ) -> None:
     out = tmp_path / out_name
     code, _, err = run_cli(
-        ["store", "export", source_store.url, str(out), "--format", fmt, *extra], capsys
+        capsys, "store", "export", source_store.url, str(out), "--format", fmt, *extra
     )
     assert code == 0, err
     import_fmt = {"npy": "npy-dir", "h5": "h5", "zarr": "zarr"}[fmt]
     back = tmp_path / "back"
     code, out_text, err = run_cli(
-        ["store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", import_fmt], capsys
+        capsys, "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", import_fmt
     )
     assert code == 0, err
     assert "imported 3 videos" in out_text
@@ -116,25 +104,23 @@ def test_wtalc_joint_npy_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     store = tmp_path / "st"
     code, _, err = run_cli(
-        [
-            "store",
-            "import",
-            str(feats),
-            str(store),
-            "-d",
-            DS,
-            "-f",
-            FS,
-            "--format",
-            "wtalc",
-            "--annotations",
-            str(ann),
-            "--streams",
-            "rgb=8,flow=6",
-            "--backbone",
-            "i3d",
-        ],
         capsys,
+        "store",
+        "import",
+        str(feats),
+        str(store),
+        "-d",
+        DS,
+        "-f",
+        FS,
+        "--format",
+        "wtalc",
+        "--annotations",
+        str(ann),
+        "--streams",
+        "rgb=8,flow=6",
+        "--backbone",
+        "i3d",
     )
     assert code == 0, err
     opened = FeatureStore.open(str(store))
@@ -145,8 +131,15 @@ def test_wtalc_joint_npy_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     out = tmp_path / "export" / "Thumos14reduced-I3D-JOINTFeatures.npy"
     code, _, err = run_cli(
-        ["store", "export", str(store), str(out), "--format", "wtalc", "--annotations", str(ann)],
         capsys,
+        "store",
+        "export",
+        str(store),
+        str(out),
+        "--format",
+        "wtalc",
+        "--annotations",
+        str(ann),
     )
     assert code == 0, err
     back = load_wtalc_npy(out)  # the safe loader reads what we wrote
@@ -164,19 +157,17 @@ def test_dgam_and_basnet_folders_import(tmp_path: Path, capsys: pytest.CaptureFi
         for vid, arrays in streams.items():
             np.save(dgam / folder / f"{vid}.npy", arrays[name])
     code, _, err = run_cli(
-        [
-            "store",
-            "import",
-            str(dgam),
-            str(tmp_path / "s1"),
-            "-d",
-            DS,
-            "-f",
-            FS,
-            "--format",
-            "dgam",
-        ],
         capsys,
+        "store",
+        "import",
+        str(dgam),
+        str(tmp_path / "s1"),
+        "-d",
+        DS,
+        "-f",
+        FS,
+        "--format",
+        "dgam",
     )
     assert code == 0, err
     fs = FeatureStore.open(str(tmp_path / "s1")).feature_set(KEY)
@@ -191,25 +182,23 @@ def test_dgam_and_basnet_folders_import(tmp_path: Path, capsys: pytest.CaptureFi
     for vid, arrays in streams.items():
         np.save(single / f"{vid}.npy", np.concatenate([arrays["rgb"], arrays["flow"]], axis=1))
     code, _, err = run_cli(
-        [
-            "store",
-            "import",
-            str(single),
-            str(tmp_path / "s2"),
-            "-d",
-            DS,
-            "-f",
-            FS,
-            "--format",
-            "npy-dir",
-            "--streams",
-            "rgb=8,flow=6",
-            "--fps",
-            "30",
-            "--stride",
-            "4",
-        ],
         capsys,
+        "store",
+        "import",
+        str(single),
+        str(tmp_path / "s2"),
+        "-d",
+        DS,
+        "-f",
+        FS,
+        "--format",
+        "npy-dir",
+        "--streams",
+        "rgb=8,flow=6",
+        "--fps",
+        "30",
+        "--stride",
+        "4",
     )
     assert code == 0, err
     fs2 = FeatureStore.open(str(tmp_path / "s2")).feature_set(KEY)
@@ -230,21 +219,19 @@ def test_h5_one_dataset_per_video_import(
         for vid, array in arrays.items():
             f.create_dataset(vid, data=array)
     code, _, err = run_cli(
-        [
-            "store",
-            "import",
-            str(tmp_path / "f.h5"),
-            str(tmp_path / "s"),
-            "-d",
-            "anet",
-            "-f",
-            "tsn",
-            "--format",
-            "h5",
-            "--backbone",
-            "tsn",
-        ],
         capsys,
+        "store",
+        "import",
+        str(tmp_path / "f.h5"),
+        str(tmp_path / "s"),
+        "-d",
+        "anet",
+        "-f",
+        "tsn",
+        "--format",
+        "h5",
+        "--backbone",
+        "tsn",
     )
     assert code == 0, err
     fs = FeatureStore.open(str(tmp_path / "s")).feature_set("anet/tsn")
@@ -283,8 +270,17 @@ def test_bad_import_exits_2_and_writes_nothing(
 
     new_store = tmp_path / "new"
     code, _, err = run_cli(
-        ["store", "import", str(src), str(new_store), "-d", DS, "-f", FS, "--format", "npy-dir"],
         capsys,
+        "store",
+        "import",
+        str(src),
+        str(new_store),
+        "-d",
+        DS,
+        "-f",
+        FS,
+        "--format",
+        "npy-dir",
     )
     assert code == 2
     assert expected in err
@@ -293,8 +289,17 @@ def test_bad_import_exits_2_and_writes_nothing(
     existing = make_store(tmp_path / "old", {"keep": 10})
     before = existing.snapshot_id
     code, _, err = run_cli(
-        ["store", "import", str(src), existing.url, "-d", DS, "-f", "other", "--format", "npy-dir"],
         capsys,
+        "store",
+        "import",
+        str(src),
+        existing.url,
+        "-d",
+        DS,
+        "-f",
+        "other",
+        "--format",
+        "npy-dir",
     )
     assert code == 2 and expected in err
     reopened = FeatureStore.open(existing.url)
@@ -308,7 +313,49 @@ def test_export_refuses_existing_target(
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("mine")
     code, _, err = run_cli(
-        ["store", "export", source_store.url, str(tmp_path / "taken"), "--format", "npy"], capsys
+        capsys, "store", "export", source_store.url, str(tmp_path / "taken"), "--format", "npy"
     )
     assert code == 2 and "already exists" in err
     assert (tmp_path / "taken" / "file").read_text() == "mine"
+
+
+def test_wtalc_export_sidecar_restores_the_feature_set_on_import(
+    tmp_path: Path, source_store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export" / "joint.npy"
+    code, _, err = run_cli(
+        capsys, "store", "export", source_store.url, str(out), "--format", "wtalc"
+    )
+    assert code == 0, err
+    assert (out.parent / "joint.npy.talkit.json").is_file()  # beside the file, named after it
+    assert (out.parent / "videoname.npy").is_file()
+    # No spec options: the sidecar brings back streams, sampling, timestamps and attrs.
+    back = tmp_path / "back"
+    code, _, err = run_cli(
+        capsys,
+        "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", "wtalc",
+        "--annotations", str(out.parent),
+    )  # fmt: skip
+    assert code == 0, err
+    assert_same_feature_set(source_store, FeatureStore.open(str(back)))
+
+
+def test_a_store_with_several_feature_sets_needs_one_chosen(
+    tmp_path: Path, source_store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source_store.create_feature_set(DS, "other", spec())
+    with source_store.writer(message="second feature set") as w:
+        w.write_video(DS, "other", "video_a", streams=features(9, 4))
+    code, _, err = run_cli(
+        capsys, "store", "export", source_store.url, str(tmp_path / "out"), "--format", "npy"
+    )
+    assert code == 2
+    assert f"store {source_store.url} has 2 feature sets ({KEY}, {DS}/other)" in err
+    assert "--feature-set DATASET/NAME" in err
+    imported = ["store", "import", source_store.url, str(tmp_path / "s"), "-d", DS, "-f", FS]
+    code, _, err = run_cli(capsys, *imported, "--format", "zarr")
+    assert code == 2
+    assert "has 2 feature sets" in err and "--source-feature-set DATASET/NAME" in err
+    code, _, err = run_cli(capsys, *imported, "--format", "zarr", "--source-feature-set", KEY)
+    assert code == 0, err
+    assert_same_feature_set(source_store, FeatureStore.open(str(tmp_path / "s")))

@@ -7,22 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
-from talkit.cli import main
 from talkit.store import FeatureStore, StoreError
-from tests.store_helpers import DS, FS, features, make_store, spec
-
-KEY = f"{DS}/{FS}"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.store_helpers import DS, FS, KEY, features, make_store, spec
 
 
 @pytest.fixture
@@ -103,23 +91,23 @@ def test_cli_log_tag_diff(
     two_versions: tuple[str, str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, a, b = two_versions
-    code, out, _ = run_cli(["store", "tag", url, "A", "--version", a], capsys)
+    code, out, _ = run_cli(capsys, "store", "tag", url, "A", "--version", a)
     assert code == 0 and a in out
-    code, out, _ = run_cli(["store", "log", url, "--json"], capsys)
+    code, out, _ = run_cli(capsys, "store", "log", url, "--json")
     assert code == 0
     log = json.loads(out)
     assert [c["id"] for c in log[:2]] == [b, a]
     assert log[1]["tags"] == ["A"]
     assert log[0]["message"] == "re-extract three, add two"
-    code, out, _ = run_cli(["store", "log", url], capsys)
+    code, out, _ = run_cli(capsys, "store", "log", url)
     assert code == 0 and "re-extract three, add two" in out
-    code, out, _ = run_cli(["store", "diff", url, "A", "main", "--json"], capsys)
+    code, out, _ = run_cli(capsys, "store", "diff", url, "A", "main", "--json")
     assert code == 0
     data = json.loads(out)["feature_sets"][KEY]
     assert data["videos_added"] == ["v5", "v6"] and data["videos_changed"] == ["v0", "v1", "v2"]
-    code, out, _ = run_cli(["store", "diff", url, "A", "main"], capsys)
+    code, out, _ = run_cli(capsys, "store", "diff", url, "A", "main")
     assert code == 0 and "added (2): v5, v6" in out and "changed (3): v0, v1, v2" in out
-    code, out, _ = run_cli(["store", "info", url, "--version", "A", "--json"], capsys)
+    code, out, _ = run_cli(capsys, "store", "info", url, "--version", "A", "--json")
     assert code == 0 and json.loads(out)["feature_sets"][KEY]["videos"] == 5
-    code, _, err = run_cli(["store", "diff", url, "A", "nope"], capsys)
+    code, _, err = run_cli(capsys, "store", "diff", url, "A", "nope")
     assert code == 2 and "version 'nope' not found" in err

@@ -6,29 +6,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
+from cli_helpers import run_cli
 from synth_helpers import decode
 
-from talkit.cli import main
 from talkit.datasets import load_annotations
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_synth_videos_writes_videos_and_every_annotation_format(tmp_path: Path, capsys) -> None:
     out = tmp_path / "set"
-    code, stdout, _ = run(
-        ["synth", "videos", str(out), "--num-videos", "2", "--classes", "Jump,Throw,Swim",
-         "--duration", "3:5", "--fps", "30", "--size", "64x48", "--seed", "9"],
+    code, stdout, _ = run_cli(
         capsys,
+        "synth", "videos", str(out), "--num-videos", "2", "--classes", "Jump,Throw,Swim",
+        "--duration", "3:5", "--fps", "30", "--size", "64x48", "--seed", "9",
     )  # fmt: skip
     assert code == 0
     assert "2 synthetic videos" in stdout and "Jump, Throw, Swim" in stdout
@@ -48,20 +37,20 @@ def test_synth_videos_writes_videos_and_every_annotation_format(tmp_path: Path, 
 
 
 def test_synth_videos_bad_option_exits_2_with_a_hint(tmp_path: Path, capsys) -> None:
-    code, _, err = run(["synth", "videos", str(tmp_path), "--size", "2000x100"], capsys)
+    code, _, err = run_cli(capsys, "synth", "videos", str(tmp_path), "--size", "2000x100")
     assert code == 2
     assert "outside the supported range" in err and "64x48 up to 1280x720" in err
-    code, _, err = run(["synth", "videos", str(tmp_path), "--codec", "theora9"], capsys)
+    code, _, err = run_cli(capsys, "synth", "videos", str(tmp_path), "--codec", "theora9")
     assert code == 2 and "unknown codec" in err and "h264" in err
 
 
 def test_synth_videos_signature_mode_frames_carry_their_index(tmp_path: Path, capsys) -> None:
     from talkit.datasets.synthetic.signature import read_signature
 
-    code, _, _ = run(
-        ["synth", "videos", str(tmp_path), "--signature", "-n", "1", "--duration", "2",
-         "--fps", "variable", "--size", "96x64"],
+    code, _, _ = run_cli(
         capsys,
+        "synth", "videos", str(tmp_path), "--signature", "-n", "1", "--duration", "2",
+        "--fps", "variable", "--size", "96x64",
     )  # fmt: skip
     assert code == 0
     record = json.loads((tmp_path / "signature.json").read_text())
@@ -83,10 +72,10 @@ def test_synth_features_writes_a_synthetic_feature_set(tmp_path: Path, capsys, s
 
     write_activitynet_json(small, tmp_path / "gt.json")
     store = tmp_path / "feats"
-    code, stdout, _ = run(
-        ["synth", "features", str(store), "--annotations", str(tmp_path / "gt.json"),
-         "--dim", "64", "--noise", "0.5", "--seed", "3", "--dataset", "mini", "--feature-set", "syn"],
+    code, stdout, _ = run_cli(
         capsys,
+        "synth", "features", str(store), "--annotations", str(tmp_path / "gt.json"),
+        "--dim", "64", "--noise", "0.5", "--seed", "3", "--dataset", "mini", "--feature-set", "syn",
     )  # fmt: skip
     assert code == 0, stdout
     assert "wrote 5 videos" in stdout and "mini/syn" in stdout
@@ -95,27 +84,25 @@ def test_synth_features_writes_a_synthetic_feature_set(tmp_path: Path, capsys, s
     assert fs.spec.params["noise"] == 0.5 and fs.spec.dim == 64
     assert sorted(fs.videos()) == keep
 
-    code, _, err = run(
-        [
-            "synth",
-            "features",
-            str(tmp_path / "other"),
-            "--annotations",
-            str(tmp_path / "nope.json"),
-        ],
+    code, _, err = run_cli(
         capsys,
+        "synth",
+        "features",
+        str(tmp_path / "other"),
+        "--annotations",
+        str(tmp_path / "nope.json"),
     )
     assert code == 2 and "nope.json" in err
-    code, _, err = run(
-        ["synth", "features", str(tmp_path / "other"), "-a", str(tmp_path / "gt.json"),
-         "--background", "1.5"],
+    code, _, err = run_cli(
         capsys,
+        "synth", "features", str(tmp_path / "other"), "-a", str(tmp_path / "gt.json"),
+        "--background", "1.5",
     )  # fmt: skip
     assert code == 2 and "background_fraction" in err
 
 
 def test_synth_broken_writes_every_kind(tmp_path: Path, capsys) -> None:
-    code, stdout, _ = run(["synth", "broken", str(tmp_path)], capsys)
+    code, stdout, _ = run_cli(capsys, "synth", "broken", str(tmp_path))
     assert code == 0
     for kind in ("truncated", "no_moov", "zero_bytes", "audio_only", "single_frame"):
         assert kind in stdout

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from talkit.cli_options import key_value
 from talkit.datasets.formats import (
     FORMATS,
     load_annotations,
@@ -109,15 +110,12 @@ def inspect_cmd(
 
 
 def _parse_renames(pairs: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        old, sep, new = pair.partition("=")
-        if not sep or not old or not new:
-            raise InputError(
-                f"--subset-name {pair!r} is not OLD=NEW", hint="e.g. --subset-name train=validation"
-            )
-        out[old] = new
-    return out
+    return dict(
+        key_value(
+            pair, option="--subset-name", form="OLD=NEW", example="--subset-name train=validation"
+        )
+        for pair in pairs
+    )
 
 
 @datasets_app.command("convert")

@@ -10,9 +10,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from talkit.cli_progress import video_progress
 from talkit.store.backend import local_path
 from talkit.store.errors import StoreError
 from talkit.store.spec import StorageOptions
@@ -186,20 +186,6 @@ def info_cmd(
         console.print(grid)
 
 
-def _progress() -> Progress:
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[video]}"),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-
-
 @store_app.command("import")
 def import_cmd(
     src: str = typer.Argument(..., help="Features to import (folder, file or zarr store)."),
@@ -260,8 +246,7 @@ def import_cmd(
     except ValueError as exc:
         raise StoreError(f"invalid storage options: {exc}") from exc
     try:
-        with _progress() as progress:
-            task = progress.add_task(f"import {fmt.value}", total=None, video="")
+        with video_progress(f"import {fmt.value}") as on_video:
             count = import_features(
                 src,
                 target,
@@ -277,7 +262,7 @@ def import_cmd(
                 overwrite=overwrite,
                 allow_nonfinite=allow_nonfinite,
                 message=message,
-                on_video=lambda vid: progress.update(task, advance=1, video=vid),
+                on_video=on_video,
             )
     except BaseException:
         if created and local is not None:
@@ -313,8 +298,7 @@ def export_cmd(
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StoreError(f"export target {out} already exists", hint="pick a new path")
     try:
-        with _progress() as progress:
-            task = progress.add_task(f"export {fmt.value}", total=None, video="")
+        with video_progress(f"export {fmt.value}") as on_video:
             count = export_features(
                 source,
                 out,
@@ -322,7 +306,7 @@ def export_cmd(
                 feature_set=feature_set,
                 layout=layout,
                 annotations=annotations,
-                on_video=lambda vid: progress.update(task, advance=1, video=vid),
+                on_video=on_video,
             )
     except BaseException:
         if out.is_dir():

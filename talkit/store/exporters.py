@@ -24,9 +24,9 @@ import h5py
 import numpy as np
 
 from talkit.store.errors import StoreError
-from talkit.store.importers import H5_ATTRS_ATTR, H5_SPEC_ATTR, _decode_names
+from talkit.store.importers import H5_ATTRS_ATTR, H5_SPEC_ATTR, _decode_names, choose_feature_set
 from talkit.store.reader import FeatureSet
-from talkit.store.sidecar import SIDECAR_NAME, build_sidecar, user_attrs, write_sidecar
+from talkit.store.sidecar import build_sidecar, user_attrs, write_sidecar
 from talkit.store.spec import TIMESTAMPS
 from talkit.store.store import FeatureStore
 
@@ -70,7 +70,7 @@ def export_npy(
             np.save(out / f"{vid}.npy", video.features())
         if on_video:
             on_video(vid)
-    write_sidecar(out / SIDECAR_NAME, build_sidecar(fs, layout, ids))
+    write_sidecar(out, build_sidecar(fs, layout, ids))
     return len(ids)
 
 
@@ -149,9 +149,7 @@ def export_wtalc(
     np.save(out, joint, allow_pickle=True)
     if annotations is None:
         np.save(out.with_name("videoname.npy"), np.array([v.encode() for v in order]))
-    write_sidecar(
-        out.with_name(out.name + "." + SIDECAR_NAME), build_sidecar(fs, "wtalc", list(order))
-    )
+    write_sidecar(out, build_sidecar(fs, "wtalc", list(order)))
     return len(order)
 
 
@@ -166,15 +164,8 @@ def export_features(
     on_video: Progress = None,
 ) -> int:
     """Export one feature set (the only one, or ``feature_set``) in ``fmt``."""
-    keys = store.feature_sets()
-    if feature_set is None:
-        if len(keys) != 1:
-            raise StoreError(
-                f"store {store.url} has {len(keys)} feature sets ({', '.join(keys) or 'none'})",
-                hint="choose one with --feature-set DATASET/NAME",
-            )
-        feature_set = keys[0]
-    fs = store.feature_set(feature_set)
+    key = choose_feature_set(store, feature_set, where=f"store {store.url}", option="--feature-set")
+    fs = store.feature_set(key)
     path = Path(out)
     if fmt == "npy":
         return export_npy(fs, path, layout=layout, on_video=on_video)

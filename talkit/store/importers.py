@@ -28,7 +28,7 @@ import h5py
 import numpy as np
 
 from talkit.store.errors import StoreError
-from talkit.store.sidecar import SIDECAR_NAME, Sidecar, user_attrs
+from talkit.store.sidecar import Sidecar, user_attrs
 from talkit.store.spec import TIMESTAMPS, FeatureSetSpec, StorageOptions, split_feature_set
 from talkit.store.store import FeatureStore
 
@@ -187,8 +187,7 @@ def open_wtalc(src: Path, annotations: Path | None) -> Source:
             values = np.ravel(load_wtalc_npy(path))
             if len(values) == len(names):
                 extra[key] = [v.decode() if isinstance(v, bytes) else v.item() for v in values]
-    sidecar_path = src.with_name(src.name + "." + SIDECAR_NAME)
-    sidecar = Sidecar(sidecar_path) if sidecar_path.is_file() else None
+    sidecar = Sidecar.find(src)
 
     def videos() -> Iterator[SourceVideo]:
         for i, vid in enumerate(names):
@@ -226,18 +225,27 @@ def open_h5(src: Path) -> Source:
     return Source(spec, videos())
 
 
+def choose_feature_set(store: FeatureStore, key: str | None, *, where: str, option: str) -> str:
+    """``key`` when given, else the store's only feature set (import and export both ask).
+
+    ``where`` names the store in the message and ``option`` is the flag that picks one.
+    """
+    if key is not None:
+        return key
+    keys = store.feature_sets()
+    if len(keys) != 1:
+        raise StoreError(
+            f"{where} has {len(keys)} feature sets ({', '.join(keys) or 'none'})",
+            hint=f"choose one with {option} DATASET/NAME",
+        )
+    return keys[0]
+
+
 def open_zarr(src: str, source_feature_set: str | None) -> Source:
     """A plain zarr v3 directory (or any talkit store) in the talkit layout."""
     store = FeatureStore.open(src)
-    keys = store.feature_sets()
-    if source_feature_set is None:
-        if len(keys) != 1:
-            raise StoreError(
-                f"{src} has {len(keys)} feature sets ({', '.join(keys) or 'none'})",
-                hint="choose one with --source-feature-set DATASET/NAME",
-            )
-        source_feature_set = keys[0]
-    fs = store.feature_set(*split_feature_set(source_feature_set))
+    key = choose_feature_set(store, source_feature_set, where=src, option="--source-feature-set")
+    fs = store.feature_set(*split_feature_set(key))
 
     def videos() -> Iterator[SourceVideo]:
         for video in fs:

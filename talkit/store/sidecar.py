@@ -46,8 +46,20 @@ def build_sidecar(fs: FeatureSet, layout: str, video_ids: list[str]) -> dict[str
     }
 
 
-def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=1, allow_nan=False))
+def sidecar_path(target: Path) -> Path:
+    """Where the sidecar of an export folder or file lives (export and import both ask).
+
+    A folder of per-video files has ``talkit.json`` inside it; a single-file export
+    (W-TALC) has ``<file>.talkit.json`` beside it.
+    """
+    if target.is_dir():
+        return target / SIDECAR_NAME
+    return target.with_name(f"{target.name}.{SIDECAR_NAME}")
+
+
+def write_sidecar(target: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as the sidecar of ``target`` (an export folder or file)."""
+    sidecar_path(target).write_text(json.dumps(data, indent=1, allow_nan=False))
 
 
 class Sidecar:
@@ -81,7 +93,7 @@ class Sidecar:
         return np.asarray(entry["timestamps"], dtype=np.float64).reshape(-1, 2)
 
     @classmethod
-    def find(cls, directory: Path) -> Sidecar | None:
-        """The sidecar in ``directory``, if there is one."""
-        path = directory / SIDECAR_NAME
+    def find(cls, source: Path) -> Sidecar | None:
+        """The sidecar of ``source`` (an import folder or file), if there is one."""
+        path = sidecar_path(source)
         return cls(path) if path.is_file() else None

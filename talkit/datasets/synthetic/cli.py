@@ -12,9 +12,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from talkit.cli_options import comma_list
+from talkit.cli_progress import video_progress
 from talkit.errors import InputError
 
 synth_app = typer.Typer(
@@ -28,28 +29,13 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(f"talkit.datasets.synthetic.{name}") is not None
 
 
-def _progress(description: str, total: int | None) -> tuple[Progress, int]:
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[video]}"),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    return progress, progress.add_task(description, total=total, video="")
-
-
 def _parse_classes(text: str) -> int | list[str]:
     text = text.strip()
     if text.isdigit():
         if int(text) < 1:
             raise InputError("--classes must be at least 1", hint="e.g. --classes 4")
         return int(text)
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = comma_list(text)
     if not names:
         raise InputError(
             f"cannot read --classes {text!r}", hint="a count (4) or names (Jump,Throw)"
@@ -103,8 +89,7 @@ def videos_cmd(
             f"invalid instance distribution: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}",
             hint="--instances >= 0, --instance-duration > 0, --context-prob in [0, 1]",
         ) from None
-    progress, task = _progress("render + encode", num_videos)
-    with progress:
+    with video_progress("render + encode", num_videos) as on_video:
         ds = generate_videos(
             out_dir,
             num_videos=num_videos,
@@ -116,7 +101,7 @@ def videos_cmd(
             seed=seed,
             distribution=dist,
             test_fraction=test_fraction,
-            on_video=lambda vid: progress.update(task, advance=1, video=vid),
+            on_video=on_video,
         )
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title=f"{len(ds.videos)} synthetic videos in {out_dir}")
@@ -212,8 +197,7 @@ def features_cmd(
     from talkit.datasets.synthetic.features import write_features_to_store
 
     ds = load_annotations(annotations)
-    progress, task = _progress("synthesise", len(ds.videos))
-    with progress:
+    with video_progress("synthesise", len(ds.videos)) as on_video:
         out, key = write_features_to_store(
             store,
             ds,
@@ -221,7 +205,7 @@ def features_cmd(
             feature_set=feature_set,
             dtype=dtype,
             overwrite=overwrite,
-            on_video=lambda vid: progress.update(task, advance=1, video=vid),
+            on_video=on_video,
             dim=dim,
             noise=noise,
             context_strength=context,
