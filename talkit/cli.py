@@ -50,6 +50,7 @@ def _register_components() -> None:
     from talkit.pipelines import cli as pipelines_cli
     from talkit.store import cli as store_cli
     from talkit.wtal_heads import cli as heads_cli
+    from talkit.wtal_heads import train_cli
 
     for component in (
         datasets_cli,
@@ -58,6 +59,7 @@ def _register_components() -> None:
         extractors_cli,
         pipelines_cli,
         heads_cli,
+        train_cli,
     ):
         component.register(app)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 from pipeline_helpers import (
     REPO,
     TINY_ARGS,
@@ -28,7 +29,6 @@ from pipeline_helpers import (
     assert_same_arrays,
     cli_subprocess,
     read_feature_set,
-    run_cli,
     run_records,
 )
 
@@ -297,12 +297,17 @@ def test_multi_node_cluster_spreads_work_and_survives_node_removal(
 def test_demo_runs_end_to_end_and_prints_the_store_summary(
     ray_session: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(
-        capsys, "demo", "--out", str(tmp_path / "demo"), "--videos", "2", "--duration", "1.5"
-    )
+    demo = tmp_path / "demo"
+    args = ["demo", "--out", str(demo), "--videos", "8", "--duration", "2.5"]
+    code, out, err = run_cli(capsys, *args, "--train-iterations", "20")
     assert code == 0, err
     assert "store" in out and "synthetic/i3d" in out
     assert "random:0" in out and "tvl1" in out
-    data = json.loads((tmp_path / "demo" / "extract-report.json").read_text())
-    assert data["totals"]["extracted"] == 2 and data["totals"]["snippets"] > 0
-    assert (tmp_path / "demo" / "data" / "annotations" / "gt.json").is_file()
+    data = json.loads((demo / "extract-report.json").read_text())
+    assert data["totals"]["extracted"] == 8 and data["totals"]["snippets"] > 0
+    assert (demo / "data" / "annotations" / "gt.json").is_file()
+    # Step 4: LGBM-Net trained on the store, scored on the test videos, table printed.
+    report = json.loads((demo / "train-lgbm" / "report_test.json").read_text())
+    assert report["split"] == "test" and report["result"]["gt"]["videos"] == 2
+    assert "average mAP 0.1:0.7" in out and "whole-video baseline" in out
+    assert (demo / "train-lgbm" / "checkpoints" / "best.pt").is_file()

@@ -10,12 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from talkit.errors import ConfigError
+from talkit.presets import read_preset, validate_config
 
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "extract"
 FlowMethod = Literal["tvl1", "farneback", "dis"]
 
 
@@ -80,21 +78,6 @@ class ExtractConfig(BaseModel):
         }
 
 
-def resolve_preset(path_or_name: str | Path) -> Path:
-    """A YAML path, or a preset name like ``thumos14_i3d`` looked up in configs/extract/."""
-    p = Path(path_or_name).expanduser()
-    if p.is_file():
-        return p
-    candidate = REPO_CONFIGS / f"{Path(path_or_name).stem}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(q.stem for q in REPO_CONFIGS.glob("*.yaml")) if REPO_CONFIGS.is_dir() else []
-    raise ConfigError(
-        f"extraction config {str(path_or_name)!r} is neither a file nor a preset",
-        hint=f"presets: {', '.join(known) or 'none found'}",
-    )
-
-
 def load_extract_config(
     path_or_name: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> ExtractConfig:
@@ -102,22 +85,6 @@ def load_extract_config(
     doc: dict[str, Any] = {}
     where = "<defaults>"
     if path_or_name is not None:
-        path = resolve_preset(path_or_name)
-        where = str(path)
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        doc.update(loaded)
+        doc, where = read_preset("extract", path_or_name)
     doc.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return ExtractConfig.model_validate(doc)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ConfigError(
-            f"{where}: {loc}: {err['msg']}",
-            hint="see the presets in configs/extract/ for the fields and their defaults",
-        ) from exc
+    return validate_config(ExtractConfig, doc, where, "extract")

@@ -1,0 +1,163 @@
+"""`talkit train` and `talkit predict`: WS-TAL heads on a feature store.
+
+    talkit train --config configs/train/lgbm_thumos14.yaml --store feats.store \\
+        --annotations gt.json --out runs/lgbm [--iterations 300] [--set model.params.cas_dim=512]
+    talkit predict --run runs/lgbm --split test
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from talkit.wtal_heads.config import load_config, parse_override
+
+
+def _overrides(sets: list[str] | None, shorthands: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in sets or []:
+        key, value = parse_override(text)
+        out[key] = value
+    out.update({k: v for k, v in shorthands.items() if v is not None})
+    return out
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """The mAP table of a run's report, with the whole-video baseline beside it."""
+    result = report["result"]
+    gt = result["gt"]
+    table = Table(
+        title=f"{report['split']} split: {gt['videos']} videos, {gt['instances']} instances, "
+        f"{gt['classes']} classes"
+    )
+    table.add_column("tIoU", no_wrap=True)
+    for t in result["mAP"]:
+        table.add_column(t, justify="right")
+    table.add_row("mAP (%)", *[f"{100 * v:.2f}" for v in result["mAP"].values()])
+    base = report["baseline_whole_video"]["mAP"]
+    table.add_row("whole-video baseline", *[f"{100 * base[t]:.2f}" for t in result["mAP"]])
+    console.print(table)
+    for name, value in result["average_mAP"].items():
+        b = report["baseline_whole_video"]["average_mAP"].get(name, 0.0)
+        console.print(f"average mAP {name}: [bold]{100 * value:.2f}[/] (baseline {100 * b:.2f})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``predict`` to the root ``talkit`` app."""
+
+    @app.command("train")
+    def train_cmd(
+        config: str = typer.Option(
+            ..., "--config", "-c", help="YAML preset path or name, e.g. lgbm_thumos14."
+        ),
+        store: str = typer.Option(..., "--store", help="Feature store path or URL."),
+        annotations: Path = typer.Option(
+            ..., "--annotations", help="Ground-truth annotation file."
+        ),
+        out: Path | None = typer.Option(
+            None, "--out", help="Run directory (default runs/<config name>)."
+        ),
+        allow_missing: bool = typer.Option(
+            False,
+            "--allow-missing",
+            help="Train on the videos both the store and the annotations have.",
+        ),
+        resume: bool = typer.Option(
+            False, "--resume", help="Continue the run in --out from its last checkpoint."
+        ),
+        iterations: int | None = typer.Option(
+            None, "--iterations", help="Override train.iterations."
+        ),
+        batch_size: int | None = typer.Option(
+            None, "--batch-size", help="Override train.batch_size."
+        ),
+        lr: float | None = typer.Option(None, "--lr", help="Override optim.lr."),
+        seed: int | None = typer.Option(None, "--seed", help="Override train.seed."),
+        device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto."),
+        eval_every: int | None = typer.Option(
+            None, "--eval-every", help="Override train.eval_every."
+        ),
+        workers: int | None = typer.Option(None, "--workers", help="Override data.num_workers."),
+        stop_after: int | None = typer.Option(
+            None, "--stop-after", help="Stop (resumably) after this many iterations."
+        ),
+        sets: list[str] | None = typer.Option(
+            None,
+            "--set",
+            help="Any override as dotted KEY=VALUE, e.g. model.params.global_op=nonlocal.",
+        ),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    ) -> None:
+        """Train a WS-TAL head (BaSNet, LGBM-Net) on a store's features."""
+        from talkit.wtal_heads.train import train
+
+        overrides = _overrides(
+            sets,
+            {
+                "train.iterations": iterations,
+                "train.batch_size": batch_size,
+                "optim.lr": lr,
+                "train.seed": seed,
+                "train.device": device,
+                "train.eval_every": eval_every,
+                "data.num_workers": workers,
+            },
+        )
+        cfg = load_config(config, overrides)
+        run_dir = out or Path("runs") / cfg.name
+        console = Console(stderr=True)
+        result = train(
+            cfg,
+            store=store,
+            annotations=annotations,
+            out=run_dir,
+            allow_missing=allow_missing,
+            resume=resume,
+            stop_after=stop_after,
+            show_progress=not quiet,
+            console=console,
+        )
+        for m in result.members:
+            best = (
+                "-"
+                if m.best_metric is None
+                else f"{100 * m.best_metric:.2f} at iteration {m.best_iteration}"
+            )
+            console.print(f"{m.name}: {m.iterations_done} iterations; best validation mAP {best}")
+        if result.interrupted:
+            console.print(f"stopped early; resume with: talkit train ... --out {run_dir} --resume")
+            return
+        if result.report is not None:
+            print_report(result.report, Console())
+        Console().print(f"run directory: {run_dir}")
+
+    @app.command("predict")
+    def predict_cmd(
+        run: Path = typer.Option(..., "--run", help="Run directory written by `talkit train`."),
+        split: str = typer.Option("test", "--split", help="test, val or train."),
+        store: str | None = typer.Option(None, "--store", help="Store (default: the run's)."),
+        annotations: Path | None = typer.Option(
+            None, "--annotations", help="Annotation file (default: the run's)."
+        ),
+        checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+        allow_missing: bool = typer.Option(False, "--allow-missing"),
+        device: str = typer.Option("auto", "--device"),
+    ) -> None:
+        """Write detections (ActivityNet JSON) and the mAP report of a trained run."""
+        from talkit.wtal_heads.predict import predict_run
+
+        report = predict_run(
+            run,
+            split=split,
+            store=store,
+            annotations=annotations,
+            checkpoint=checkpoint,
+            allow_missing=allow_missing,
+            device=device,
+        )
+        print_report(report, Console())
+        Console().print(f"detections: {run / f'detections_{split}.json'}")
