@@ -32,14 +32,18 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     gt = result["gt"]
     table = Table(
         title=f"{report['split']} split: {gt['videos']} videos, {gt['instances']} instances, "
-        f"{gt['classes']} classes"
+        f"{gt['classes']} classes",
+        caption="baseline: one whole-video detection per predicted class",
+        box=None,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
     )
     table.add_column("tIoU", no_wrap=True)
     for t in result["mAP"]:
-        table.add_column(t, justify="right")
+        table.add_column(t, justify="right", no_wrap=True)
     table.add_row("mAP (%)", *[f"{100 * v:.2f}" for v in result["mAP"].values()])
     base = report["baseline_whole_video"]["mAP"]
-    table.add_row("whole-video baseline", *[f"{100 * base[t]:.2f}" for t in result["mAP"]])
+    table.add_row("baseline (%)", *[f"{100 * base[t]:.2f}" for t in result["mAP"]])
     console.print(table)
     for name, value in result["average_mAP"].items():
         b = report["baseline_whole_video"]["average_mAP"].get(name, 0.0)
