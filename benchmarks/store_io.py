@@ -3,6 +3,7 @@
     python benchmarks/store_io.py            # THUMOS-sized: 200 videos, T in 100..2000, D 2048
     python benchmarks/store_io.py --small    # quick run: 20 videos, T in 100..600
     python benchmarks/store_io.py --sweep    # chunk/codec sweep that chose the defaults
+    python benchmarks/store_io.py --sweep layouts   # only the sharded layouts vs the old one
 
 Everything is measured in one run on the same data with a warm page cache (all files fit
 in memory), so the printed ratios compare formats, not disks.
@@ -30,6 +31,8 @@ from scipy.special import ndtr
 from talkit.store import FeatureSetSpec, FeatureStore, StorageOptions, fastread
 
 DATASET, FS = "thumos14", "i3d"
+# The layout before sharding: 256-snippet chunks, each chunk its own stored object.
+PREVIOUS_DEFAULT = StorageOptions(chunk_t=256, shard_t=None)
 CROP = 750
 STREAMS = {"rgb": 1024, "flow": 1024}
 
@@ -125,8 +128,9 @@ def write_store(
     data: dict[str, dict[str, np.ndarray]],
     storage: StorageOptions,
     dtype: str = "float32",
+    engine: str = "icechunk",
 ) -> FeatureStore:
-    store = FeatureStore.create(str(path))
+    store = FeatureStore.create(str(path), engine=engine)
     store.create_feature_set(DATASET, FS, spec(dtype), storage=storage)
     with store.writer(message="benchmark") as w:
         for vid, streams in data.items():
@@ -214,6 +218,7 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     print(f"  {nbytes / 1e9:.2f} GB float32, {zeros:.1%} exact zeros")
 
     npy, h5, st, st16 = work / "npy", work / "feats.h5", work / "store", work / "store16"
+    st_flat, st_plain = work / "store_unsharded", work / "store_plain_zarr"
     t_npy = timed(lambda: write_npy(npy, data))
     t_h5 = timed(lambda: write_h5(h5, data))
     t0 = time.perf_counter()
@@ -222,6 +227,8 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     t0 = time.perf_counter()
     store16 = write_store(st16, data, StorageOptions(), dtype="float16")
     t_st16 = time.perf_counter() - t0
+    write_store(st_flat, data, PREVIOUS_DEFAULT)
+    write_store(st_plain, data, StorageOptions(), engine="zarr")
 
     r = args.repeat
     full = interleaved(
@@ -239,6 +246,8 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     crop_bytes = sum((b - a) * 2048 * 4 for _, a, b in cs)
     opened, opened16 = FeatureStore.open(str(st)), FeatureStore.open(str(st16))
     via_zarr = FeatureStore.open(str(st))
+    flat = FeatureStore.open(str(st_flat))
+    plain = FeatureStore.open(str(st_plain))
     # A chunk cache that holds the whole compressed store, as a training job would size it.
     cache = int(dir_bytes(st) * 1.1)
     cached = FeatureStore.open(str(st), cache_bytes=cache)
@@ -248,7 +257,10 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
             "mmap": lambda: crop_npy_mmap(npy, cs),
             "h5": lambda: crop_h5(h5, cs),
             "st": lambda: crop_store(opened, cs),
+            "st_fresh": lambda: crop_store(FeatureStore.open(str(st)), cs),
             "st_zarr": lambda: crop_store_zarr_path(via_zarr, cs),
+            "st_flat": lambda: crop_store(flat, cs),
+            "st_plain": lambda: crop_store(plain, cs),
             "st_cache": lambda: crop_store(cached, cs),
             "st16": lambda: crop_store(opened16, cs),
         },
@@ -259,7 +271,10 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     info = store.info()["feature_sets"][f"{DATASET}/{FS}"]
     info16 = store16.info()["feature_sets"][f"{DATASET}/{FS}"]
     gb = nbytes / 1e9
-    print(f"\ndefaults: chunks {info['chunks']['rgb']}, codec {info['compression']}")
+    print(
+        f"\ndefaults: chunks {info['chunks']['rgb']} in shards of up to "
+        f"{info['storage']['shard_t']} snippets, codec {info['compression']}"
+    )
     print("\n== write (GB/s of float32 features) ==")
     print(f"  npy per video  {gb / t_npy:7.2f}")
     print(f"  h5py           {gb / t_h5:7.2f}")
@@ -280,8 +295,11 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     print(f"  h5py           {len(cs) / cr_h5:7.1f}")
     for label, key in (
         ("store float32", "st"),
+        ("  fresh open  ", "st_fresh"),
         ("  zarr path   ", "st_zarr"),
-        ("  + cache     ", "st_cache"),
+        ("  unsharded   ", "st_flat"),
+        ("  plain zarr  ", "st_plain"),
+        ("  + cache warm", "st_cache"),
         ("store float16", "st16"),
     ):
         t = crop[key]
@@ -290,10 +308,20 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
             f"vs npy mmap {cr_mmap / t:.2f}x   vs h5py {cr_h5 / t:.2f}x"
         )
     print(
-        "  (zarr path: the same store read through zarr-python's general path;"
-        f" + cache: FeatureStore.open(cache_bytes={cache / 1e9:.2f} GB))"
+        "  store float32: the default layout, read through a store held open as a training"
+        " loop does (array\n  metadata and shard indexes in memory, no chunk data cached);"
+        " fresh open: the same crops through a\n  store opened just before (every video's"
+        " metadata and shard indexes read on first touch); zarr path:\n  the store read"
+        " through zarr-python's general path; unsharded: the previous default layout"
+        f" ({PREVIOUS_DEFAULT.chunk_t}-snippet\n  chunks, each its own object); plain zarr: the"
+        " default layout in a plain zarr v3 directory (engine='zarr',\n  no versions);"
+        " + cache warm:"
+        f" FeatureStore.open(cache_bytes={cache / 1e9:.2f} GB), best pass, chunks already cached"
     )
     print(f"  ({crop_bytes / 1e9:.2f} GB of crops per pass)")
+    ratio = cr_load / crop["st"]
+    verdict = "met" if ratio >= 0.5 else "NOT met"
+    print(f"  target: random-crop read >= 0.5x npy load: {ratio:.2f}x, {verdict}")
     print("\n== size ==")
     print(f"  npy dir        {dir_bytes(npy) / 1e9:6.2f} GB")
     print(f"  h5py file      {h5.stat().st_size / 1e9:6.2f} GB")
@@ -317,7 +345,16 @@ def run_sweep(args: argparse.Namespace, work: Path) -> None:
     write_npy(npy, data)
     cs = crops(data, 100, args.seed + 1)
     candidates: list[tuple[str, StorageOptions, str]] = []
-    for chunk in (128, 256, 512):
+    # Sharded: chunks packed into one stored object per stream (the default since sharding).
+    for chunk in (64, 128, 256):
+        candidates.append(
+            ("f32", StorageOptions(chunk_t=chunk, codec="pcodec", clevel=8), "float32")
+        )
+    candidates.append(("f32", StorageOptions(chunk_t=128, codec="blosc-zstd"), "float32"))
+    candidates.append(("f16", StorageOptions(chunk_t=128, codec="pcodec", clevel=4), "float16"))
+    if args.sweep == "layouts":
+        candidates.append(("f32", PREVIOUS_DEFAULT, "float32"))
+    for chunk in (128, 256, 512) if args.sweep == "all" else ():
         for codec, clevel, shuffle, transpose in (
             ("none", 0, "noshuffle", False),
             ("blosc-lz4", 5, "shuffle", False),
@@ -328,17 +365,27 @@ def run_sweep(args: argparse.Namespace, work: Path) -> None:
             ("pcodec", 8, "noshuffle", False),
         ):
             opts = StorageOptions(
-                chunk_t=chunk, codec=codec, clevel=clevel, shuffle=shuffle, transpose=transpose
+                chunk_t=chunk,
+                codec=codec,
+                clevel=clevel,
+                shuffle=shuffle,
+                transpose=transpose,
+                shard_t=None,
             )
             candidates.append(("f32", opts, "float32"))
-    for chunk in (128, 256):
+    for chunk in (128, 256) if args.sweep == "all" else ():
         for codec, clevel, shuffle, transpose in (
             ("blosc-zstd", 3, "shuffle", False),
             ("blosc-zstd", 3, "shuffle", True),
             ("pcodec", 4, "noshuffle", False),
         ):
             opts = StorageOptions(
-                chunk_t=chunk, codec=codec, clevel=clevel, shuffle=shuffle, transpose=transpose
+                chunk_t=chunk,
+                codec=codec,
+                clevel=clevel,
+                shuffle=shuffle,
+                transpose=transpose,
+                shard_t=None,
             )
             candidates.append(("f16", opts, "float16"))
     header = f"{'dtype':5} {'chunk':>5} {'codec':32} {'ratio':>6} {'write':>6} {'full':>6} {'crop/load':>9} {'crop/mmap':>9}"
@@ -377,7 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--small", action="store_true", help="quick run on 20 short videos")
     parser.add_argument(
-        "--sweep", action="store_true", help="chunk/codec sweep instead of the main run"
+        "--sweep",
+        nargs="?",
+        const="all",
+        choices=["all", "layouts"],
+        help="chunk/codec sweep instead of the main run (layouts: only sharded pcodec and "
+        "blosc layouts against the previous unsharded default)",
     )
     parser.add_argument("--crops", type=int, default=400, help="random crops per pass")
     parser.add_argument("--repeat", type=int, default=3, help="read passes (best is reported)")

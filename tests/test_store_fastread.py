@@ -17,7 +17,19 @@ from talkit.store import FeatureStore, StorageOptions, StoreError, fastread
 from tests.store_helpers import DIMS, DS, FS, features, spec
 
 T = 53  # not a multiple of any chunk length below
-CROPS = [(0, T), (0, 1), (3, 17), (16, 32), (15, 33), (40, 53), (40, 90), (52, 53), (20, 20)]
+CROPS = [
+    (0, T),
+    (0, 1),
+    (3, 17),
+    (16, 32),
+    (15, 33),
+    (8, 29),  # starts on a chunk edge, ends inside a chunk
+    (31, 49),  # crosses shard edges at 32 and 48 when shards hold 16 snippets
+    (40, 53),
+    (40, 90),
+    (52, 53),
+    (20, 20),
+]
 
 
 @pytest.fixture
@@ -59,8 +71,11 @@ def read_all_ways(path: Path) -> dict[str, object]:
 
 
 STORAGES = [
-    StorageOptions(),  # the default: pcodec, 256-snippet chunks (one chunk here)
-    StorageOptions(chunk_t=16),
+    StorageOptions(),  # the default: pcodec, chunks packed into shards (one chunk here)
+    StorageOptions(chunk_t=16),  # pcodec, 4 chunks in one shard
+    StorageOptions(chunk_t=8, shard_t=16),  # 4 shards, the last one partial
+    StorageOptions(chunk_t=16, shard_t=None),  # unsharded: every chunk its own object
+    StorageOptions(chunk_t=8, shard_t=32, codec="blosc-zstd"),
     StorageOptions(chunk_t=16, codec="blosc-zstd"),
     StorageOptions(chunk_t=16, codec="blosc-lz4", shuffle="bitshuffle"),
     StorageOptions(chunk_t=16, codec="zstd"),
@@ -69,7 +84,9 @@ STORAGES = [
 ]
 
 
-@pytest.mark.parametrize("storage", STORAGES, ids=lambda s: f"{s.codec}-{s.chunk_t}-{s.transpose}")
+@pytest.mark.parametrize(
+    "storage", STORAGES, ids=lambda s: f"{s.codec}-{s.chunk_t}-{s.shard_t}-{s.transpose}"
+)
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_lean_path_reads_exactly_what_zarr_reads(
     tmp_path: Path, storage: StorageOptions, dtype: str
@@ -120,3 +137,68 @@ def test_chunk_cache_reads_the_same_values_and_rejects_negative_sizes(tmp_path: 
         )
     with pytest.raises(StoreError, match="cache_bytes"):
         FeatureStore.open(str(tmp_path / "s"), cache_bytes=-1)
+
+
+def test_shard_indexes_are_read_once_per_handle_and_follow_its_version(tmp_path: Path) -> None:
+    """A handle keeps the shard indexes of its own snapshot; other versions read theirs."""
+    url = str(tmp_path / "s")
+    old = write(tmp_path / "s", StorageOptions(chunk_t=8, shard_t=16))
+    store = FeatureStore.open(url, mode="a")
+    a = store.snapshot_id
+    video = store.feature_set(DS, FS).video("v")
+    np.testing.assert_array_equal(video.stream("rgb")[10:40], old["rgb"][10:40])
+    plan = video.stream("rgb").plan
+    assert plan is not None and sorted(plan.indexes) == [0, 1, 2]
+    new = features(7, T)  # same shape, other values: new chunks with other byte ranges
+    new["rgb"][:, 0] = 1e3  # incompressible, so shard layouts differ between versions
+    with store.writer(message="re-extract") as w:
+        w.write_video(DS, FS, "v", streams=new, overwrite=True)
+    # The old handle still reads its snapshot (same cached indexes, same chunk objects).
+    np.testing.assert_array_equal(video.stream("rgb")[0:T], old["rgb"])
+    np.testing.assert_array_equal(
+        FeatureStore.open(url, version=a).feature_set(DS, FS).video("v").features(start=5, stop=50),
+        np.concatenate([old[s][5:50] for s in DIMS], axis=1),
+    )
+    # The store itself moved on with its commit: it reads the new version.
+    fresh = store.feature_set(DS, FS).video("v")
+    assert fresh is not video
+    np.testing.assert_array_equal(
+        fresh.features(start=5, stop=50), np.concatenate([new[s][5:50] for s in DIMS], axis=1)
+    )
+
+
+def test_corrupt_shard_index_is_an_error_not_wrong_values() -> None:
+    layout = fastread.ShardLayout(
+        chunks_per_shard=2, index_nbytes=36, index_at_start=False, checksum=True
+    )
+    import google_crc32c
+
+    body = np.array([[0, 10], [10, 12]], dtype="<u8").tobytes()
+    good = body + np.uint32(google_crc32c.value(body)).tobytes()
+    np.testing.assert_array_equal(layout.parse(good, "x"), [[0, 10], [10, 12]])
+    bad = bytes([good[0] ^ 1]) + good[1:]
+    with pytest.raises(StoreError, match="checksum"):
+        layout.parse(bad, "x")
+    with pytest.raises(StoreError, match="36"):
+        layout.parse(good[:-1], "x")
+
+
+def test_storage_options_shards_and_the_layout_of_older_feature_sets() -> None:
+    assert StorageOptions().shard_rows(53) == StorageOptions().chunk_t  # no bigger than needed
+    assert StorageOptions(chunk_t=8, shard_t=16).shard_rows(53) == 16
+    assert StorageOptions(shard_t=None).shard_rows(53) is None
+    assert StorageOptions(chunk_t=64, shard_t=100).shard_rows(1000) == 64  # whole chunks
+    assert StorageOptions(chunk_t=64, shard_t=10).shard_rows(1000) == 64  # at least one
+    # Feature sets created before sharding recorded no shard_t: they stay unsharded.
+    legacy = {
+        "chunk_t": 256,
+        "codec": "pcodec",
+        "clevel": 8,
+        "shuffle": "shuffle",
+        "transpose": False,
+    }
+    assert StorageOptions.from_attrs(legacy).shard_t is None
+    assert (
+        StorageOptions.from_attrs(StorageOptions().resolved().model_dump())
+        == StorageOptions().resolved()
+    )

@@ -3,15 +3,23 @@
 Why: a training loop reads thousands of random crops, and for each one zarr-python runs its
 general indexing and codec pipeline (buffer wrappers, per-chunk task bookkeeping, then a
 concatenation of the streams). Reading rows ``a..b`` of every stream of a video needs none
-of that: fetch the chunks that cover ``a..b`` for all streams in one gather on the store,
-decode each one in a small thread pool as soon as it arrives (pcodec, Blosc and Zstd
-release the GIL), and copy its rows straight into the joint output array.
+of that: fetch the bytes that cover ``a..b`` for all streams in one gather on the store,
+decode them in the calling thread and a small pool at once (pcodec, Blosc and Zstd release
+the GIL), and copy their rows straight into the joint output array. pcodec decodes only
+up to the last row a crop needs.
+
+Each request to a store has a fixed cost (for a local icechunk repository ~0.2-0.3 ms of
+CPU, as much as reading half a MB), so the store writes sharded arrays: chunks packed into
+one stored object per stream. For a sharded array this path reads each shard's index once
+per handle (an array in a snapshot never changes) and then fetches the chunks a crop needs
+as one byte range per shard.
 
 This path is used only for layouts it decodes exactly like zarr does: zarr v3, 2-d, a
 floating dtype, a regular chunk grid whose chunks span the full second dim, no filters,
-no sharding, and a codec chain of pcodec alone or bytes (either endian) optionally
-followed by Zstd or Blosc. :func:`plan` returns None for anything else and the caller
-falls back to zarr. Tests compare it with zarr's own read for every codec the store writes.
+and a codec chain of pcodec alone or bytes (either endian) optionally followed by Zstd or
+Blosc, either directly or inside a sharding codec (index: little-endian bytes, optionally
+crc32c, at the start or end). :func:`plan` returns None for anything else and the caller
+falls back to zarr. Tests compare it with zarr's own read for every layout the store writes.
 """
 
 from __future__ import annotations
@@ -21,36 +29,81 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec, ZstdCodec
+from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 
+from talkit.store.errors import StoreError
+
 Decoder = Callable[[bytes], np.ndarray]
+DecodeInto = Callable[[bytes, np.ndarray], int]  # values written into the flat target
 
 ENABLED = True  # False sends every read through zarr (tests and the benchmark compare both)
 
-_MAX_THREADS = 4
+_MAX_THREADS = 4  # decode threads besides the caller's
+_DAMAGED = "the store is damaged there; write the video again with overwrite=True"
+_NO_CHUNK = np.uint64(2**64 - 1)  # a shard index entry for a chunk that was not written
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
 _pool_lock = threading.Lock()
+_threads = 1
+_scratch = threading.local()  # per decode thread: a reused buffer for one decoded chunk
+
+
+def _scratch_buffer(dtype: np.dtype, size: int) -> np.ndarray:
+    """A flat buffer of ``size`` values owned by this thread (no page faults per chunk)."""
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.nbytes < size * dtype.itemsize:
+        buffer = _scratch.buffer = np.empty(size * dtype.itemsize, dtype=np.uint8)
+    return buffer[: size * dtype.itemsize].view(dtype)
 
 
 def _executor() -> ThreadPoolExecutor:
     """The decode pool, made per process (a pool inherited through fork has no threads)."""
-    global _pool, _pool_pid
+    global _pool, _pool_pid, _threads
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            workers = max(1, min(_MAX_THREADS, len(os.sched_getaffinity(0))))
+            cpus = len(os.sched_getaffinity(0))
+            workers = max(1, min(_MAX_THREADS, cpus))
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="talkit-decode")
             _pool_pid = os.getpid()
+            # Decoding threads worth keeping busy: the caller and the pool, at most one per CPU
+            # (more jobs than CPUs only adds hand-offs).
+            _threads = max(1, min(cpus, workers + 1))
         return _pool
+
+
+@dataclass(frozen=True)
+class ShardLayout:
+    """Where a shard keeps its index of chunk byte ranges, and how it is encoded."""
+
+    chunks_per_shard: int
+    index_nbytes: int  # 16 bytes per chunk, plus 4 with a crc32c
+    index_at_start: bool
+    checksum: bool
+
+    def parse(self, raw: bytes, where: str) -> np.ndarray:
+        """(chunks_per_shard, 2) uint64 offsets and lengths from the encoded index."""
+        if len(raw) != self.index_nbytes:
+            raise StoreError(
+                f"shard index of {where} has {len(raw)} bytes, expected {self.index_nbytes}",
+                hint=_DAMAGED,
+            )
+        body = raw[:-4] if self.checksum else raw
+        if self.checksum:
+            import google_crc32c
+
+            if np.uint32(google_crc32c.value(body)).tobytes() != raw[-4:]:
+                raise StoreError(f"shard index of {where} fails its crc32c checksum", hint=_DAMAGED)
+        return np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
 
 
 @dataclass(frozen=True)
@@ -62,19 +115,31 @@ class ArrayPlan:
     metadata: ArrayV3Metadata
     rows: int
     dim: int
-    chunk_rows: int
+    chunk_rows: int  # rows per decodable chunk
+    object_rows: int  # rows per stored object: a shard, or the chunk itself
     dtype: np.dtype
     fill_value: Any
     decode: Decoder
+    decode_into: DecodeInto | None = None  # decodes a prefix straight into an array
+    shard: ShardLayout | None = None
+    # Shard indexes read so far, by shard number: an array in a snapshot never changes.
+    indexes: dict[int, np.ndarray | None] = field(default_factory=dict, compare=False)
 
-    def chunk_key(self, index: int) -> str:
+    def object_key(self, index: int) -> str:
         key = self.metadata.encode_chunk_key((index, 0))
         return f"{self.prefix}/{key}" if self.prefix else key
 
 
-def _decoder(metadata: ArrayV3Metadata, dtype: np.dtype) -> Decoder | None:
-    """A bytes -> flat ndarray decoder for the array's codec chain, or None if unsupported."""
-    codecs = list(metadata.codecs)
+def _pcodec_into(raw: bytes, target: np.ndarray) -> int:
+    """Decode the first ``target.size`` values of a pcodec chunk (pcodec stops there)."""
+    from pcodec import standalone
+
+    return int(standalone.simple_decompress_into(raw, target).n_processed)
+
+
+def _decoders(codecs: Sequence[Any], dtype: np.dtype) -> tuple[Decoder, DecodeInto | None] | None:
+    """Decoders (bytes -> flat ndarray, and into an array if it can) for a codec chain."""
+    codecs = list(codecs)
     if not codecs:
         return None
     first = codecs[0]
@@ -85,7 +150,14 @@ def _decoder(metadata: ArrayV3Metadata, dtype: np.dtype) -> Decoder | None:
             from pcodec import standalone
         except ImportError:
             return None
-        return standalone.simple_decompress
+        return standalone.simple_decompress, _pcodec_into
+    decode = _decoder(codecs, dtype)
+    return None if decode is None else (decode, None)
+
+
+def _decoder(codecs: list[Any], dtype: np.dtype) -> Decoder | None:
+    """A bytes -> flat ndarray decoder for bytes (+ Zstd or Blosc), or None if unsupported."""
+    first = codecs[0]
     if not isinstance(first, BytesCodec) or len(codecs) > 2:
         return None
     endian = getattr(first.endian, "value", first.endian)
@@ -106,6 +178,28 @@ def _decoder(metadata: ArrayV3Metadata, dtype: np.dtype) -> Decoder | None:
     return None
 
 
+def _shard_layout(codec: ShardingCodec, shard_rows: int, dim: int) -> ShardLayout | None:
+    """The index layout of a sharding codec this path can read, else None."""
+    inner_rows, inner_dim = codec.chunk_shape
+    if inner_dim != dim or inner_rows <= 0 or shard_rows % inner_rows:
+        return None
+    index_codecs = list(codec.index_codecs)
+    if not index_codecs or not isinstance(index_codecs[0], BytesCodec):
+        return None
+    if getattr(index_codecs[0].endian, "value", index_codecs[0].endian) not in (None, "little"):
+        return None
+    checksum = index_codecs[1:] == [Crc32cCodec()]
+    if len(index_codecs) > 1 and not checksum:
+        return None
+    n = shard_rows // inner_rows
+    return ShardLayout(
+        chunks_per_shard=n,
+        index_nbytes=16 * n + (4 if checksum else 0),
+        index_at_start=getattr(codec.index_location, "value", codec.index_location) == "start",
+        checksum=checksum,
+    )
+
+
 def plan(array: zarr.Array) -> ArrayPlan | None:
     """A plan for reading row ranges of ``array``, or None when zarr must read it."""
     metadata = array.metadata
@@ -114,9 +208,9 @@ def plan(array: zarr.Array) -> ArrayPlan | None:
     grid = metadata.chunk_grid
     if not isinstance(grid, RegularChunkGrid):
         return None
-    chunk_rows, chunk_dim = grid.chunk_shape
+    object_rows, object_dim = grid.chunk_shape
     rows, dim = metadata.shape
-    if chunk_dim != dim or chunk_rows <= 0:
+    if object_dim != dim or object_rows <= 0:
         return None
     try:
         dtype = np.dtype(metadata.dtype.to_native_dtype())
@@ -124,8 +218,17 @@ def plan(array: zarr.Array) -> ArrayPlan | None:
         return None
     if dtype.kind != "f":
         return None
-    decode = _decoder(metadata, dtype)
-    if decode is None:
+    codecs = list(metadata.codecs)
+    shard = None
+    chunk_rows = object_rows
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        shard = _shard_layout(codecs[0], int(object_rows), int(dim))
+        if shard is None:
+            return None
+        chunk_rows = int(codecs[0].chunk_shape[0])
+        codecs = list(codecs[0].codecs)
+    decoders = _decoders(codecs, dtype)
+    if decoders is None:
         return None
     fill = metadata.fill_value
     return ArrayPlan(
@@ -135,10 +238,144 @@ def plan(array: zarr.Array) -> ArrayPlan | None:
         rows=int(rows),
         dim=int(dim),
         chunk_rows=int(chunk_rows),
+        object_rows=int(object_rows),
         dtype=dtype,
         fill_value=0 if fill is None else fill,
-        decode=decode,
+        decode=decoders[0],
+        decode_into=decoders[1],
+        shard=shard,
     )
+
+
+@dataclass
+class _Fetch:
+    """One request (a stored object, or a byte range of a shard) and the chunks it holds."""
+
+    plan: ArrayPlan
+    columns: np.ndarray  # the output columns of this plan's array
+    key: str = ""  # "" for chunks that were never written (read as the fill value)
+    byte_range: tuple[int, int] | None = None  # None: the whole object
+    chunks: list[tuple[int, int, int]] = field(default_factory=list)  # (chunk, lo, hi) bytes
+
+
+def _shards_needed(
+    plans: Sequence[ArrayPlan], start: int, stop: int
+) -> list[tuple[ArrayPlan, int]]:
+    """Shards covering rows start..stop whose index this handle has not read yet."""
+    return [
+        (p, s)
+        for p in plans
+        if p.shard is not None
+        for s in range(start // p.object_rows, (stop - 1) // p.object_rows + 1)
+        if s not in p.indexes
+    ]
+
+
+async def _load_index(p: ArrayPlan, shard: int) -> None:
+    """Read and remember the index of one shard (None: the shard was never written)."""
+    layout = p.shard
+    assert layout is not None
+    request = (
+        RangeByteRequest(0, layout.index_nbytes)
+        if layout.index_at_start
+        else SuffixByteRequest(layout.index_nbytes)
+    )
+    raw = await p.store.get(p.object_key(shard), default_buffer_prototype(), byte_range=request)
+    p.indexes[shard] = None if raw is None else layout.parse(raw.to_bytes(), p.object_key(shard))
+
+
+def _plan_fetches(p: ArrayPlan, start: int, stop: int, columns: np.ndarray) -> list[_Fetch]:
+    """The requests that cover rows start..stop of one array: one per run of stored bytes."""
+    first_chunk, last_chunk = start // p.chunk_rows, (stop - 1) // p.chunk_rows
+    if p.shard is None:
+        return [
+            _Fetch(p, columns, p.object_key(c), None, [(c, 0, -1)])
+            for c in range(first_chunk, last_chunk + 1)
+        ]
+    per_shard = p.shard.chunks_per_shard
+    fetches: list[_Fetch] = []
+    for s in range(first_chunk // per_shard, last_chunk // per_shard + 1):
+        index = p.indexes[s]
+        lo, hi = max(first_chunk, s * per_shard), min(last_chunk, s * per_shard + per_shard - 1)
+        unwritten = _Fetch(p, columns)
+        stored: list[tuple[int, int, int]] = []  # (offset, length, chunk)
+        for c in range(lo, hi + 1):
+            entry = None if index is None else index[c - s * per_shard]
+            if entry is None or entry[0] == _NO_CHUNK:
+                unwritten.chunks.append((c, 0, 0))
+            else:
+                stored.append((int(entry[0]), int(entry[1]), c))
+        if unwritten.chunks:
+            fetches.append(unwritten)
+        stored.sort()
+        while stored:  # runs of chunks stored back to back: one byte range each
+            n = 1
+            while n < len(stored) and stored[n][0] == stored[n - 1][0] + stored[n - 1][1]:
+                n += 1
+            run, stored = stored[:n], stored[n:]
+            base, end = run[0][0], run[-1][0] + run[-1][1]
+            chunks = [(c, off - base, off - base + length) for off, length, c in run]
+            fetches.append(_Fetch(p, columns, p.object_key(s), (base, end), chunks))
+    return fetches
+
+
+def _place(
+    fetch: _Fetch,
+    data: np.ndarray | None,
+    chunks: list[tuple[int, int, int]],
+    start: int,
+    stop: int,
+) -> None:
+    """Decode ``chunks`` of one fetch and copy their rows ``start..stop`` into the output.
+
+    ``data``: the fetched bytes as uint8 (None: nothing stored, the fill value). Only the
+    rows up to the crop's end are decoded where the codec can stop early (pcodec).
+    """
+    p = fetch.plan
+    for c, lo_byte, hi_byte in chunks:
+        first = c * p.chunk_rows
+        lo, hi = max(start, first), min(stop, first + p.chunk_rows)
+        target = fetch.columns[lo - start : hi - start]
+        if data is None or not fetch.key:  # never written: zarr skips all-fill chunks
+            target[...] = p.fill_value
+            continue
+        raw = bytes(data if hi_byte < 0 else data[lo_byte:hi_byte])
+        where = f"chunk {c} of {p.prefix}"
+        if p.decode_into is None:
+            flat = p.decode(raw)
+            if flat.size != p.chunk_rows * p.dim:
+                raise StoreError(
+                    f"{where} decoded to {flat.size} values, expected {p.chunk_rows * p.dim}",
+                    hint=_DAMAGED,
+                )
+            target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
+            continue
+        want = (hi - first) * p.dim  # values up to the last row needed
+        direct = lo == first and target.flags.c_contiguous
+        out = target.reshape(-1) if direct else _scratch_buffer(p.dtype, want)
+        got = p.decode_into(raw, out)  # direct: straight into the output, no copy
+        if got != want:
+            raise StoreError(f"{where} decoded to {got} values, expected {want}", hint=_DAMAGED)
+        if not direct:
+            target[...] = out[(lo - first) * p.dim :].reshape(hi - lo, p.dim)
+
+
+def _split(
+    fetched: list[tuple[_Fetch, np.ndarray | None]], threads: int
+) -> list[tuple[_Fetch, np.ndarray | None, list[tuple[int, int, int]]]]:
+    """Decode jobs: each fetch's chunks in consecutive runs, about one job per thread.
+
+    A crop is one fetch per stream; on a machine with more CPUs than streams each stream's
+    chunks are decoded by several threads at once.
+    """
+    per_fetch = -(-threads // len(fetched))
+    jobs = []
+    for fetch, data in fetched:
+        n = len(fetch.chunks)
+        parts = max(1, min(per_fetch, n))
+        for i in range(parts):
+            jobs.append((fetch, data, fetch.chunks[i * n // parts : (i + 1) * n // parts]))
+    return jobs
 
 
 def read_rows(
@@ -157,40 +394,39 @@ def read_rows(
         outs = [np.empty((stop - start, p.dim), dtype=dtype) for p in plans]
     if stop <= start:
         return outs
-    jobs: list[tuple[ArrayPlan, int, np.ndarray]] = []  # (plan, chunk index, its columns)
+    targets: list[np.ndarray] = []
     column = 0
     for i, p in enumerate(plans):
-        target = outs[0][:, column : column + p.dim] if joint else outs[i]
+        targets.append(outs[0][:, column : column + p.dim] if joint else outs[i])
         column += p.dim
-        for index in range(start // p.chunk_rows, (stop - 1) // p.chunk_rows + 1):
-            jobs.append((p, index, target))
     prototype = default_buffer_prototype()
 
-    def place(job: tuple[ArrayPlan, int, np.ndarray], raw: Any) -> None:
-        p, index, columns = job
-        first = index * p.chunk_rows
-        lo, hi = max(start, first), min(stop, first + p.chunk_rows)
-        target = columns[lo - start : hi - start]
-        if raw is None:  # never written: zarr skips chunks that are all fill value
-            target[...] = p.fill_value
-            return
-        flat = p.decode(raw.to_bytes())
-        if flat.size != p.chunk_rows * p.dim:
-            raise ValueError(
-                f"chunk {p.chunk_key(index)} decoded to {flat.size} values, "
-                f"expected {p.chunk_rows * p.dim}"
-            )
-        target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
+    async def fetch(f: _Fetch) -> np.ndarray | None:
+        if not f.key:
+            return None
+        request = None if f.byte_range is None else RangeByteRequest(*f.byte_range)
+        buffer = await f.plan.store.get(f.key, prototype, byte_range=request)
+        return None if buffer is None else buffer.as_numpy_array()
 
+    async def fetch_all() -> tuple[list[_Fetch], list[np.ndarray | None]]:
+        missing = _shards_needed(plans, start, stop)
+        if missing:
+            await asyncio.gather(*(_load_index(p, s) for p, s in missing))
+        fetches = [
+            f for p, t in zip(plans, targets, strict=True) for f in _plan_fetches(p, start, stop, t)
+        ]
+        return fetches, await asyncio.gather(*(fetch(f) for f in fetches))
+
+    fetches, data = sync(fetch_all())
+    # Decode here and in the pool at once (pcodec, Blosc and Zstd release the GIL); the
+    # calling thread would only wait otherwise.
     pool = _executor()
-
-    async def fetch_and_place(job: tuple[ArrayPlan, int, np.ndarray]) -> None:
-        # Each chunk is decoded as soon as it arrives, overlapping fetches and decodes.
-        raw = await job[0].store.get(job[0].chunk_key(job[1]), prototype)
-        await asyncio.get_running_loop().run_in_executor(pool, place, job, raw)
-
-    async def read_all() -> None:
-        await asyncio.gather(*(fetch_and_place(job) for job in jobs))
-
-    sync(read_all())
+    jobs = _split(list(zip(fetches, data, strict=True)), _threads)
+    pending = [pool.submit(_place, *job, start, stop) for job in jobs[1:]]
+    try:
+        _place(*jobs[0], start, stop)
+    finally:
+        errors = [e for e in (future.exception() for future in pending) if e is not None]
+    if errors:
+        raise errors[0]
     return outs

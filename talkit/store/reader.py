@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr import AsyncArray
 from zarr.core.sync import sync
 
 from talkit.store import fastread
@@ -141,6 +142,32 @@ class VideoFeatures:
             self._streams[name] = StreamView(array, name, f"{self.feature_set.key}/{self.id}")
         return self._streams[name]
 
+    def _open_streams(self, names: list[str]) -> None:
+        """Open the arrays of several streams in one round trip (a first read pays it once).
+
+        Anything that fails here is left for :meth:`stream`, which raises the clear error.
+        """
+        missing = [
+            n for n in names if n not in self._streams and n in self.feature_set.spec.streams
+        ]
+        if len(missing) < 2:
+            return
+        where = self._group.store_path
+
+        async def gather() -> list[Any]:
+            return await asyncio.gather(
+                *(AsyncArray.open(where / n, zarr_format=3) for n in missing),
+                return_exceptions=True,
+            )
+
+        with quiet_codec_warnings():
+            opened = sync(gather())
+        for name, array in zip(missing, opened, strict=True):
+            if isinstance(array, AsyncArray):
+                self._streams[name] = StreamView(
+                    zarr.Array(array), name, f"{self.feature_set.key}/{self.id}"
+                )
+
     @cached_property
     def timestamps(self) -> np.ndarray:
         """(T, 2) snippet start and end, in seconds."""
@@ -160,6 +187,7 @@ class VideoFeatures:
         streams together pays it once. With ``joint`` the result is one array with the
         streams side by side, written in place (no concatenation copy).
         """
+        self._open_streams(names)
         views = [self.stream(n) for n in names]
         plans = [v.plan for v in views]
         span = _row_range(rows, len(views[0]))
@@ -211,7 +239,7 @@ class FeatureSet:
                 hint="it was not created by talkit; create feature sets with create_feature_set",
             )
         self.spec = FeatureSetSpec.from_attrs(attrs["spec"], where=self.key)
-        self.storage = StorageOptions.model_validate(attrs.get("storage", {}))
+        self.storage = StorageOptions.from_attrs(attrs.get("storage", {}))
         self._status: dict[str, str] | None = None
         self._videos: dict[str, VideoFeatures] = {}  # a snapshot never changes: cache handles
 

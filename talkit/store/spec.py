@@ -134,8 +134,8 @@ class StorageOptions(BaseModel):
     """How a feature set's arrays are chunked and compressed (see talkit.store.codecs).
 
     The defaults were chosen by measurement (README, store section): 256-snippet chunks
-    and pcodec level 8, the only lossless codec that reached 1.3x on float32 snippet
-    features and also among the fastest to decode. ``codec="auto"`` means pcodec when it
+    packed into shards of up to 4096 snippets, and pcodec level 8, the only lossless codec
+    that reached 1.3x on float32 snippet features and also among the fastest to decode. ``codec="auto"`` means pcodec when it
     is installed and Blosc-zstd otherwise; the resolved choice is what gets stored.
     """
 
@@ -151,6 +151,31 @@ class StorageOptions(BaseModel):
         default=False,
         description="Store each chunk dim-major (helps Blosc compress, costs decode time).",
     )
+    shard_t: int | None = Field(
+        default=4096,
+        gt=0,
+        description=(
+            "Snippets per stored object: chunks are packed into shards of up to this many "
+            "snippets (whole chunks, at least one), so a crop is one request per stream; "
+            "None stores every chunk as its own object."
+        ),
+    )
+
+    @classmethod
+    def from_attrs(cls, attrs: Any) -> StorageOptions:
+        """The options a feature set recorded; sets written before sharding were unsharded."""
+        data = dict(attrs or {})
+        if data and "shard_t" not in data:
+            data["shard_t"] = None
+        return cls.model_validate(data)
+
+    def shard_rows(self, num_snippets: int) -> int | None:
+        """Snippets per shard for a video of ``num_snippets``: whole chunks, no more than needed."""
+        if self.shard_t is None:
+            return None
+        per_shard = max(1, self.shard_t // self.chunk_t)
+        needed = -(-max(num_snippets, 1) // self.chunk_t)
+        return min(per_shard, needed) * self.chunk_t
 
     def resolved(self) -> StorageOptions:
         """Concrete options: ``auto`` codec and ``None`` level replaced by what is used."""

@@ -112,6 +112,7 @@ def feature_set_info(fs: FeatureSet) -> dict[str, Any]:
     videos = fs.videos()
     logical = stored = snippets = 0
     chunks: dict[str, list[int]] = {}
+    shards: dict[str, list[int] | None] = {}  # per stream, of the first video (varies with T)
     compression = "n/a"
     f16_max_abs = f16_max_rel = f16_sq = 0.0
     f16_count = 0
@@ -125,6 +126,7 @@ def feature_set_info(fs: FeatureSet) -> dict[str, Any]:
             stored += int(array.nbytes_stored())
             if name not in chunks:
                 chunks[name] = list(array.chunks)
+                shards[name] = None if array.shards is None else list(array.shards)
                 compression = describe_codecs(array)
         for err in (video.attrs.get("float16_error") or {}).values():
             has_f16 = True
@@ -142,6 +144,7 @@ def feature_set_info(fs: FeatureSet) -> dict[str, Any]:
         "spec": fs.spec.to_attrs(),
         "storage": fs.storage.model_dump(),
         "chunks": chunks,
+        "shards": shards,
         "compression": compression,
         "bytes_logical": logical,
         "bytes_stored": stored,

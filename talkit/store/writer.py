@@ -69,7 +69,7 @@ class _VideoSink:
                     hint="create it first with store.create_feature_set(dataset, name, spec)",
                 )
             spec = FeatureSetSpec.from_attrs(group.attrs["spec"], where=key)
-            storage = StorageOptions.model_validate(group.attrs.get("storage", {}))
+            storage = StorageOptions.from_attrs(group.attrs.get("storage", {}))
             self._specs[key] = (spec, storage)
         return self._specs[key]
 
@@ -138,6 +138,16 @@ def _replace_check(fs_group: zarr.Group, key: str, video_id: str, overwrite: boo
     del fs_group[video_id]
 
 
+def _chunking(storage: StorageOptions, shape: tuple[int, ...]) -> dict[str, Any]:
+    """``chunks`` (and ``shards``) for one (T, D) array; tiny videos get one short chunk."""
+    rows, dim = shape
+    chunk = max(1, min(storage.chunk_t, rows))
+    shard = storage.shard_rows(rows)
+    if shard is None:
+        return {"chunks": (chunk, dim)}
+    return {"chunks": (chunk, dim), "shards": (chunk if rows < storage.chunk_t else shard, dim)}
+
+
 def _write_prepared(fs_group: zarr.Group, storage: StorageOptions, video: PreparedVideo) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     group = fs_group.create_group(
@@ -148,7 +158,7 @@ def _write_prepared(fs_group: zarr.Group, storage: StorageOptions, video: Prepar
             group.create_array(
                 name,
                 data=data,
-                chunks=(min(storage.chunk_t, data.shape[0]), data.shape[1]),
+                **_chunking(storage, data.shape),
                 dimension_names=("snippet", "dim"),
                 **array_codecs(storage, data.dtype),
             )
