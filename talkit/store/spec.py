@@ -135,8 +135,9 @@ class StorageOptions(BaseModel):
 
     The defaults were chosen by measurement (README, store section): 256-snippet chunks
     packed into shards of up to 4096 snippets, and pcodec level 8, the only lossless codec
-    that reached 1.3x on float32 snippet features and also among the fastest to decode. ``codec="auto"`` means pcodec when it
-    is installed and Blosc-zstd otherwise; the resolved choice is what gets stored.
+    that reached 1.3x on float32 snippet features and also among the fastest to decode.
+    ``codec="auto"`` means pcodec when it is installed and Blosc-zstd otherwise; the
+    resolved choice is what gets stored.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
