@@ -51,7 +51,7 @@ def demo_config(num_workers: int | None = None) -> ExtractConfig:
     return ExtractConfig.model_validate({**DEMO_CONFIG, "num_workers": num_workers})
 
 
-# LGBM-Net narrowed to the demo's size: a dozen short videos of a few snippets each.
+# LGBM-Net narrowed to the demo's size: 16 short videos of 9-15 snippets each.
 DEMO_TRAIN_OVERRIDES = {
     "name": "demo_lgbm",
     "data.feature_sets": [f"{DEMO_DATASET}/i3d"],
