@@ -337,6 +337,23 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     )
 
 
+# (codec, level, shuffle, transpose) tried by ``--sweep all``.
+_F32_CODECS = (
+    ("none", 0, "noshuffle", False),
+    ("blosc-lz4", 5, "shuffle", False),
+    ("blosc-zstd", 3, "shuffle", False),
+    ("blosc-zstd", 3, "shuffle", True),
+    ("zstd", 3, "noshuffle", False),
+    ("pcodec", 4, "noshuffle", False),
+    ("pcodec", 8, "noshuffle", False),
+)
+_F16_CODECS = (
+    ("blosc-zstd", 3, "shuffle", False),
+    ("blosc-zstd", 3, "shuffle", True),
+    ("pcodec", 4, "noshuffle", False),
+)
+
+
 def run_sweep(args: argparse.Namespace, work: Path) -> None:
     """Chunk length x codec on a THUMOS-like subset: compression, full read, crop read."""
     data = make_dataset(30 if not args.small else 8, (100, 2000), args.seed)
@@ -354,40 +371,23 @@ def run_sweep(args: argparse.Namespace, work: Path) -> None:
     candidates.append(("f16", StorageOptions(chunk_t=128, codec="pcodec", clevel=4), "float16"))
     if args.sweep == "layouts":
         candidates.append(("f32", PREVIOUS_DEFAULT, "float32"))
-    for chunk in (128, 256, 512) if args.sweep == "all" else ():
-        for codec, clevel, shuffle, transpose in (
-            ("none", 0, "noshuffle", False),
-            ("blosc-lz4", 5, "shuffle", False),
-            ("blosc-zstd", 3, "shuffle", False),
-            ("blosc-zstd", 3, "shuffle", True),
-            ("zstd", 3, "noshuffle", False),
-            ("pcodec", 4, "noshuffle", False),
-            ("pcodec", 8, "noshuffle", False),
-        ):
-            opts = StorageOptions(
-                chunk_t=chunk,
-                codec=codec,
-                clevel=clevel,
-                shuffle=shuffle,
-                transpose=transpose,
-                shard_t=None,
-            )
-            candidates.append(("f32", opts, "float32"))
-    for chunk in (128, 256) if args.sweep == "all" else ():
-        for codec, clevel, shuffle, transpose in (
-            ("blosc-zstd", 3, "shuffle", False),
-            ("blosc-zstd", 3, "shuffle", True),
-            ("pcodec", 4, "noshuffle", False),
-        ):
-            opts = StorageOptions(
-                chunk_t=chunk,
-                codec=codec,
-                clevel=clevel,
-                shuffle=shuffle,
-                transpose=transpose,
-                shard_t=None,
-            )
-            candidates.append(("f16", opts, "float16"))
+    # The unsharded grid that chose the codec and chunk length (``--sweep all``).
+    grid = (
+        ("f32", "float32", (128, 256, 512), _F32_CODECS),
+        ("f16", "float16", (128, 256), _F16_CODECS),
+    )
+    for label, dtype, chunks, codecs in grid if args.sweep == "all" else ():
+        for chunk in chunks:
+            for codec, clevel, shuffle, transpose in codecs:
+                opts = StorageOptions(
+                    chunk_t=chunk,
+                    codec=codec,
+                    clevel=clevel,
+                    shuffle=shuffle,
+                    transpose=transpose,
+                    shard_t=None,
+                )
+                candidates.append((label, opts, dtype))
     header = f"{'dtype':5} {'chunk':>5} {'codec':32} {'ratio':>6} {'write':>6} {'full':>6} {'crop/load':>9} {'crop/mmap':>9}"
     print(header)
     for i, (label, opts, dtype) in enumerate(candidates):
