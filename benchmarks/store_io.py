@@ -251,6 +251,9 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     # A chunk cache that holds the whole compressed store, as a training job would size it.
     cache = int(dir_bytes(st) * 1.1)
     cached = FeatureStore.open(str(st), cache_bytes=cache)
+    t0 = time.perf_counter()
+    crop_store(cached, cs)  # the first pass fills the cache (a training job's first epoch)
+    cache_first = time.perf_counter() - t0
     crop = interleaved(
         {
             "load": lambda: crop_npy_load(npy, cs),
@@ -299,10 +302,11 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
         ("  zarr path   ", "st_zarr"),
         ("  unsharded   ", "st_flat"),
         ("  plain zarr  ", "st_plain"),
-        ("  + cache warm", "st_cache"),
+        ("  cache, 1st  ", "st_cache_first"),
+        ("  cache, warm ", "st_cache"),
         ("store float16", "st16"),
     ):
-        t = crop[key]
+        t = cache_first if key == "st_cache_first" else crop[key]
         print(
             f"  {label}  {len(cs) / t:7.1f}   vs npy load {cr_load / t:.2f}x   "
             f"vs npy mmap {cr_mmap / t:.2f}x   vs h5py {cr_h5 / t:.2f}x"
@@ -315,13 +319,23 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
         " through zarr-python's general path; unsharded: the previous default layout"
         f" ({PREVIOUS_DEFAULT.chunk_t}-snippet\n  chunks, each its own object); plain zarr: the"
         " default layout in a plain zarr v3 directory (engine='zarr',\n  no versions);"
-        " + cache warm:"
-        f" FeatureStore.open(cache_bytes={cache / 1e9:.2f} GB), best pass, chunks already cached"
+        " cache: the store opened with"
+        f" FeatureStore.open(cache_bytes={cache / 1e9:.2f} GB)\n  (its compressed size), as a"
+        " training loop that rereads it opens it: 1st = the pass that fills the cache\n"
+        "  (one pass, a first epoch), warm = the best later pass (every chunk in memory, as"
+        " the .npy files are in the\n  page cache)"
     )
     print(f"  ({crop_bytes / 1e9:.2f} GB of crops per pass)")
-    ratio = cr_load / crop["st"]
-    verdict = "met" if ratio >= 0.5 else "NOT met"
-    print(f"  target: random-crop read >= 0.5x npy load: {ratio:.2f}x, {verdict}")
+    for label, key in (("no cache", "st"), ("chunk cache warm", "st_cache")):
+        ratio = cr_load / crop[key]
+        verdict = "met" if ratio >= 0.5 else "NOT met"
+        print(f"  target: random-crop read >= 0.5x npy load, {label}: {ratio:.2f}x, {verdict}")
+    stats = cached.cache_stats()
+    assert stats is not None
+    print(
+        f"  chunk cache: {stats.bytes / 1e9:.2f} GB in {stats.chunks} chunks, hit rate"
+        f" {stats.hit_rate:.1%} over all passes"
+    )
     print("\n== size ==")
     print(f"  npy dir        {dir_bytes(npy) / 1e9:6.2f} GB")
     print(f"  h5py file      {h5.stat().st_size / 1e9:6.2f} GB")

@@ -127,18 +127,6 @@ def test_zarr_path_fixture_really_disables_the_lean_path(tmp_path: Path, zarr_pa
     np.testing.assert_array_equal(video.stream("flow")[5:20], data["flow"][5:20])
 
 
-def test_chunk_cache_reads_the_same_values_and_rejects_negative_sizes(tmp_path: Path) -> None:
-    data = write(tmp_path / "s", StorageOptions(chunk_t=16))
-    cached = FeatureStore.open(str(tmp_path / "s"), cache_bytes=1 << 20)
-    video = cached.feature_set(DS, FS).video("v")
-    for _ in range(2):  # the second pass is served from the cache
-        np.testing.assert_array_equal(
-            video.features(start=7, stop=45)[:, : DIMS["rgb"]], data["rgb"][7:45]
-        )
-    with pytest.raises(StoreError, match="cache_bytes"):
-        FeatureStore.open(str(tmp_path / "s"), cache_bytes=-1)
-
-
 def test_shard_indexes_are_read_once_per_handle_and_follow_its_version(tmp_path: Path) -> None:
     """A handle keeps the shard indexes of its own snapshot; other versions read theirs."""
     url = str(tmp_path / "s")

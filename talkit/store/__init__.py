@@ -5,6 +5,7 @@ The contract between extraction and training (design.md, "The store contract"). 
 """
 
 from talkit.store.backend import CommitInfo
+from talkit.store.chunk_cache import CacheStats
 from talkit.store.errors import (
     FeatureSetNotFoundError,
     FeatureValidationError,
@@ -22,6 +23,7 @@ from talkit.store.writer import ForkWriter, Writer
 
 __all__ = [
     "FORMAT_VERSION",
+    "CacheStats",
     "CommitInfo",
     "FeatureSet",
     "FeatureSetDiff",

@@ -136,19 +136,9 @@ class IcechunkBackend:
         return cls(url, repo)
 
     @classmethod
-    def open(cls, url: str, cache_bytes: int = 0) -> IcechunkBackend:
-        if cache_bytes < 0:
-            raise StoreError(
-                f"cache_bytes must be >= 0, got {cache_bytes}", hint="use 0 for no chunk cache"
-            )
-        config = None
-        if cache_bytes:
-            # Per-session only: Repository.open does not persist the config it is given.
-            config = icechunk.RepositoryConfig(
-                caching=icechunk.CachingConfig(num_bytes_chunks=int(cache_bytes))
-            )
+    def open(cls, url: str) -> IcechunkBackend:
         try:
-            repo = icechunk.Repository.open(_icechunk_storage(url), config=config)
+            repo = icechunk.Repository.open(_icechunk_storage(url))
         except icechunk.IcechunkError as exc:
             raise StoreFormatError(f"cannot open store {url}: {_first_line(exc)}") from exc
         return cls(url, repo)

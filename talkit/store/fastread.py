@@ -12,7 +12,9 @@ Each request to a store has a fixed cost (for a local icechunk repository ~0.2-0
 CPU, as much as reading half a MB), so the store writes sharded arrays: chunks packed into
 one stored object per stream. For a sharded array this path reads each shard's index once
 per handle (an array in a snapshot never changes) and then fetches the chunks a crop needs
-as one byte range per shard.
+as one byte range per shard. With the open store's chunk cache
+(:mod:`talkit.store.chunk_cache`), chunks found there are neither fetched nor copied, and a
+crop found whole there never goes to the store.
 
 This path is used only for layouts it decodes exactly like zarr does: zarr v3, 2-d, a
 floating dtype, a regular chunk grid whose chunks span the full second dim, no filters,
@@ -41,6 +43,7 @@ from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 
+from talkit.store.chunk_cache import ChunkCache
 from talkit.store.errors import StoreError
 
 Decoder = Callable[[bytes], np.ndarray]
@@ -124,6 +127,7 @@ class ArrayPlan:
     shard: ShardLayout | None = None
     # Shard indexes read so far, by shard number: an array in a snapshot never changes.
     indexes: dict[int, np.ndarray | None] = field(default_factory=dict, compare=False)
+    cache: ChunkCache | None = field(default=None, compare=False)  # the open store's
 
     def object_key(self, index: int) -> str:
         key = self.metadata.encode_chunk_key((index, 0))
@@ -200,8 +204,11 @@ def _shard_layout(codec: ShardingCodec, shard_rows: int, dim: int) -> ShardLayou
     )
 
 
-def plan(array: zarr.Array) -> ArrayPlan | None:
-    """A plan for reading row ranges of ``array``, or None when zarr must read it."""
+def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None:
+    """A plan for reading row ranges of ``array``, or None when zarr must read it.
+
+    ``cache``: where to keep the compressed chunks this plan fetches (and look first).
+    """
     metadata = array.metadata
     if not isinstance(metadata, ArrayV3Metadata) or len(metadata.shape) != 2:
         return None
@@ -244,6 +251,7 @@ def plan(array: zarr.Array) -> ArrayPlan | None:
         decode=decoders[0],
         decode_into=decoders[1],
         shard=shard,
+        cache=cache,
     )
 
 
@@ -256,19 +264,38 @@ class _Fetch:
     key: str = ""  # "" for chunks that were never written (read as the fill value)
     byte_range: tuple[int, int] | None = None  # None: the whole object
     chunks: list[tuple[int, int, int]] = field(default_factory=list)  # (chunk, lo, hi) bytes
+    cached: dict[int, bytes] | None = None  # chunks found in the cache: nothing to fetch
 
 
-def _shards_needed(
-    plans: Sequence[ArrayPlan], start: int, stop: int
-) -> list[tuple[ArrayPlan, int]]:
-    """Shards covering rows start..stop whose index this handle has not read yet."""
-    return [
-        (p, s)
-        for p in plans
-        if p.shard is not None
-        for s in range(start // p.object_rows, (stop - 1) // p.object_rows + 1)
-        if s not in p.indexes
-    ]
+def _from_cache(
+    p: ArrayPlan, first: int, last: int, columns: np.ndarray
+) -> tuple[_Fetch | None, list[int]]:
+    """Chunks first..last of one array: those in the cache (as a fetch), and the rest."""
+    if p.cache is None:
+        return None, list(range(first, last + 1))
+    hit = _Fetch(p, columns, cached={})
+    rest: list[int] = []
+    for c in range(first, last + 1):
+        raw = p.cache.get((p.prefix, c))
+        if raw is None:
+            rest.append(c)
+        else:
+            hit.cached[c] = raw  # type: ignore[index]
+            hit.chunks.append((c, 0, 0))
+    return (hit if hit.chunks else None), rest
+
+
+def _shards_needed(wanted: Sequence[tuple[ArrayPlan, list[int]]]) -> list[tuple[ArrayPlan, int]]:
+    """Shards holding the wanted chunks whose index this handle has not read yet."""
+    needed: dict[tuple[int, int], tuple[ArrayPlan, int]] = {}
+    for p, chunks in wanted:
+        if p.shard is None:
+            continue
+        for c in chunks:
+            s = c // p.shard.chunks_per_shard
+            if s not in p.indexes:
+                needed.setdefault((id(p), s), (p, s))
+    return list(needed.values())
 
 
 async def _load_index(p: ArrayPlan, shard: int) -> None:
@@ -284,22 +311,20 @@ async def _load_index(p: ArrayPlan, shard: int) -> None:
     p.indexes[shard] = None if raw is None else layout.parse(raw.to_bytes(), p.object_key(shard))
 
 
-def _plan_fetches(p: ArrayPlan, start: int, stop: int, columns: np.ndarray) -> list[_Fetch]:
-    """The requests that cover rows start..stop of one array: one per run of stored bytes."""
-    first_chunk, last_chunk = start // p.chunk_rows, (stop - 1) // p.chunk_rows
+def _plan_fetches(p: ArrayPlan, chunks: list[int], columns: np.ndarray) -> list[_Fetch]:
+    """The requests that fetch ``chunks`` (ascending) of one array: one per run of stored bytes."""
     if p.shard is None:
-        return [
-            _Fetch(p, columns, p.object_key(c), None, [(c, 0, -1)])
-            for c in range(first_chunk, last_chunk + 1)
-        ]
+        return [_Fetch(p, columns, p.object_key(c), None, [(c, 0, -1)]) for c in chunks]
     per_shard = p.shard.chunks_per_shard
+    by_shard: dict[int, list[int]] = {}
+    for c in chunks:
+        by_shard.setdefault(c // per_shard, []).append(c)
     fetches: list[_Fetch] = []
-    for s in range(first_chunk // per_shard, last_chunk // per_shard + 1):
+    for s, in_shard in by_shard.items():
         index = p.indexes[s]
-        lo, hi = max(first_chunk, s * per_shard), min(last_chunk, s * per_shard + per_shard - 1)
         unwritten = _Fetch(p, columns)
         stored: list[tuple[int, int, int]] = []  # (offset, length, chunk)
-        for c in range(lo, hi + 1):
+        for c in in_shard:
             entry = None if index is None else index[c - s * per_shard]
             if entry is None or entry[0] == _NO_CHUNK:
                 unwritten.chunks.append((c, 0, 0))
@@ -314,8 +339,8 @@ def _plan_fetches(p: ArrayPlan, start: int, stop: int, columns: np.ndarray) -> l
                 n += 1
             run, stored = stored[:n], stored[n:]
             base, end = run[0][0], run[-1][0] + run[-1][1]
-            chunks = [(c, off - base, off - base + length) for off, length, c in run]
-            fetches.append(_Fetch(p, columns, p.object_key(s), (base, end), chunks))
+            placed = [(c, off - base, off - base + length) for off, length, c in run]
+            fetches.append(_Fetch(p, columns, p.object_key(s), (base, end), placed))
     return fetches
 
 
@@ -336,10 +361,15 @@ def _place(
         first = c * p.chunk_rows
         lo, hi = max(start, first), min(stop, first + p.chunk_rows)
         target = fetch.columns[lo - start : hi - start]
-        if data is None or not fetch.key:  # never written: zarr skips all-fill chunks
+        if fetch.cached is not None:
+            raw = fetch.cached[c]
+        elif data is None or not fetch.key:  # never written: zarr skips all-fill chunks
             target[...] = p.fill_value
             continue
-        raw = bytes(data if hi_byte < 0 else data[lo_byte:hi_byte])
+        else:
+            raw = bytes(data if hi_byte < 0 else data[lo_byte:hi_byte])
+            if p.cache is not None:
+                p.cache.put((p.prefix, c), raw)
         where = f"chunk {c} of {p.prefix}"
         if p.decode_into is None:
             flat = p.decode(raw)
@@ -400,6 +430,16 @@ def read_rows(
         targets.append(outs[0][:, column : column + p.dim] if joint else outs[i])
         column += p.dim
     prototype = default_buffer_prototype()
+    ready: list[tuple[_Fetch, np.ndarray | None]] = []  # chunks found in the cache
+    wanted: list[tuple[ArrayPlan, list[int]]] = []  # the rest, to fetch
+    wanted_targets: list[np.ndarray] = []
+    for p, target in zip(plans, targets, strict=True):
+        hit, rest = _from_cache(p, start // p.chunk_rows, (stop - 1) // p.chunk_rows, target)
+        if hit is not None:
+            ready.append((hit, None))
+        if rest:
+            wanted.append((p, rest))
+            wanted_targets.append(target)
 
     async def fetch(f: _Fetch) -> np.ndarray | None:
         if not f.key:
@@ -409,19 +449,23 @@ def read_rows(
         return None if buffer is None else buffer.as_numpy_array()
 
     async def fetch_all() -> tuple[list[_Fetch], list[np.ndarray | None]]:
-        missing = _shards_needed(plans, start, stop)
+        missing = _shards_needed(wanted)
         if missing:
             await asyncio.gather(*(_load_index(p, s) for p, s in missing))
         fetches = [
-            f for p, t in zip(plans, targets, strict=True) for f in _plan_fetches(p, start, stop, t)
+            f
+            for (p, chunks), t in zip(wanted, wanted_targets, strict=True)
+            for f in _plan_fetches(p, chunks, t)
         ]
         return fetches, await asyncio.gather(*(fetch(f) for f in fetches))
 
-    fetches, data = sync(fetch_all())
+    if wanted:  # all in the cache: no hop to zarr's I/O loop at all
+        fetches, data = sync(fetch_all())
+        ready.extend(zip(fetches, data, strict=True))
     # Decode here and in the pool at once (pcodec, Blosc and Zstd release the GIL); the
     # calling thread would only wait otherwise.
     pool = _executor()
-    jobs = _split(list(zip(fetches, data, strict=True)), _threads)
+    jobs = _split(ready, _threads)
     pending = [pool.submit(_place, *job, start, stop) for job in jobs[1:]]
     try:
         _place(*jobs[0], start, stop)

@@ -17,6 +17,7 @@ from zarr import AsyncArray
 from zarr.core.sync import sync
 
 from talkit.store import fastread
+from talkit.store.chunk_cache import ChunkCache
 from talkit.store.codecs import quiet_codec_warnings
 from talkit.store.errors import FeatureSetNotFoundError, StoreError, VideoNotFoundError
 from talkit.store.spec import (
@@ -45,17 +46,20 @@ def _row_range(key: Any, rows: int) -> tuple[int, int] | None:
 class StreamView:
     """One (T, D) stream of one video; index it like a numpy array to read."""
 
-    def __init__(self, array: zarr.Array, name: str, where: str) -> None:
+    def __init__(
+        self, array: zarr.Array, name: str, where: str, cache: ChunkCache | None = None
+    ) -> None:
         self._array = array
         self.name = name
         self._where = where
+        self._cache = cache
         self._plan: fastread.ArrayPlan | bool | None = False  # False: not planned yet
 
     @property
     def plan(self) -> fastread.ArrayPlan | None:
         """The lean read path for this array, or None when zarr's own path must read it."""
         if self._plan is False:
-            self._plan = fastread.plan(self._array) if fastread.ENABLED else None
+            self._plan = fastread.plan(self._array, self._cache) if fastread.ENABLED else None
         return self._plan  # type: ignore[return-value]
 
     @property
@@ -139,7 +143,7 @@ class VideoFeatures:
                     f"cannot decode {self.feature_set.key}/{self.id}/{name}: {exc}",
                     hint=f"install the codec package (storage: {self.feature_set.storage.codec})",
                 ) from exc
-            self._streams[name] = StreamView(array, name, f"{self.feature_set.key}/{self.id}")
+            self._streams[name] = self._view(array, name)
         return self._streams[name]
 
     def _open_streams(self, names: list[str]) -> None:
@@ -164,9 +168,11 @@ class VideoFeatures:
             opened = sync(gather())
         for name, array in zip(missing, opened, strict=True):
             if isinstance(array, AsyncArray):
-                self._streams[name] = StreamView(
-                    zarr.Array(array), name, f"{self.feature_set.key}/{self.id}"
-                )
+                self._streams[name] = self._view(zarr.Array(array), name)
+
+    def _view(self, array: zarr.Array, name: str) -> StreamView:
+        where = f"{self.feature_set.key}/{self.id}"
+        return StreamView(array, name, where, self.feature_set.chunk_cache)
 
     @cached_property
     def timestamps(self) -> np.ndarray:
@@ -227,11 +233,14 @@ class VideoFeatures:
 class FeatureSet:
     """A ``dataset/feature_set`` group: its spec and its complete videos."""
 
-    def __init__(self, group: zarr.Group, dataset: str, name: str) -> None:
+    def __init__(
+        self, group: zarr.Group, dataset: str, name: str, chunk_cache: ChunkCache | None = None
+    ) -> None:
         self._group = group
         self.dataset = dataset
         self.name = name
         self.key = f"{dataset}/{name}"
+        self.chunk_cache = chunk_cache  # the open store's, shared by its feature sets
         attrs = dict(group.attrs)
         if "spec" not in attrs:
             raise FeatureSetNotFoundError(
