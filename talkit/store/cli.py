@@ -207,7 +207,14 @@ def import_cmd(
     clip_len: int | None = typer.Option(16, "--clip-len", help="Spec: frames per snippet."),
     stride: int | None = typer.Option(16, "--stride", help="Spec: frames between snippets."),
     dtype: str | None = typer.Option(None, "--dtype", help="Storage dtype: float32 or float16."),
-    chunk_t: int | None = typer.Option(None, "--chunk-t", help="Snippets per chunk (default 256)."),
+    chunk_t: int | None = typer.Option(
+        None,
+        "--chunk-t",
+        help=(
+            "Snippets per chunk (default 256). Chunks are packed into shards of up to 4096 "
+            "snippets, whole chunks each, so a crop is one request per stream."
+        ),
+    ),
     codec: str = typer.Option(
         "auto",
         "--codec",
