@@ -119,9 +119,9 @@ class FeatureStore:
 
         ``cache_bytes``: keep up to this many bytes of compressed chunks in memory, for
         this open store only (least recently used dropped first). Fetching a chunk from a
-        local icechunk store costs about as much CPU as decoding it, so a training loop
-        that crops the same features every epoch reads about 1.6-2x faster with a cache that holds
-        them: about as many bytes as the store's feature arrays on disk (``info``). Off by
+        local icechunk store costs nearly as much CPU as decoding it, so a training loop
+        that crops the same features every epoch reads them 2-3x faster from a cache that
+        holds them: about as many bytes as the feature arrays on disk (``info``). Off by
         default: unlike the page cache that serves ``.npy`` files, it is per process
         (per DataLoader worker) and the OS cannot reclaim it. Arrays in layouts the lean
         read path does not decode (:mod:`talkit.store.fastread`) are not cached.
