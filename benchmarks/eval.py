@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from talkit.datasets import load_annotations
+from talkit.datasets.bundled import BUNDLED
 from talkit.wtal_heads.detections import DetectionSet
 from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, evaluate
 
 REPEATS = 7  # best-of for the fast path: shared machines are noisy
-DEFAULT_GT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "thumos14" / "gt.json"
+DEFAULT_GT = BUNDLED["thumos14"].path  # shipped with talkit
 
 
 def random_predictions(dataset, n: int, seed: int) -> DetectionSet:

@@ -1,6 +1,6 @@
 """How fast are synthetic features for a THUMOS14-sized set (410 videos, ~133k snippets)?
 
-Times, in the same run, over the real THUMOS14 timelines (../shared/data/thumos14/gt.json
+Times, in the same run, over the real THUMOS14 timelines (the bundled thumos14 gt.json
 or --annotations):
 
 - baseline: drawing the same number of float32 Gaussian values with NumPy (the floor of
@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from talkit.datasets import load_annotations
+from talkit.datasets.bundled import BUNDLED
 from talkit.datasets.synthetic.features import (
     iter_features,
     make_params,
     write_features_to_store,
 )
 
-DEFAULT_GT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "thumos14" / "gt.json"
+DEFAULT_GT = BUNDLED["thumos14"].path  # shipped with talkit
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from talkit.datasets import load_annotations, write_activitynet_json
+from talkit.datasets.bundled import BUNDLED
 from talkit.datasets.store_dataset import (
     ArrayFeatureSource,
     SnippetDataset,
@@ -43,7 +44,7 @@ from talkit.datasets.synthetic.features import write_features_to_store
 from talkit.wtal_heads.config import RunConfig, load_config
 from talkit.wtal_heads.train import ResumableBatchSampler, build_model, build_optimizer
 
-DEFAULT_GT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "thumos14" / "gt.json"
+DEFAULT_GT = BUNDLED["thumos14"].path  # shipped with talkit
 
 
 def config(head: str) -> RunConfig:

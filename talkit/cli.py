@@ -44,6 +44,7 @@ def _root(
 
 
 def _register_components() -> None:
+    from talkit import presets_cli
     from talkit.datasets import cli as datasets_cli
     from talkit.datasets.synthetic import cli as synth_cli
     from talkit.extractors import cli as extractors_cli
@@ -60,6 +61,7 @@ def _register_components() -> None:
         pipelines_cli,
         heads_cli,
         train_cli,
+        presets_cli,
     ):
         component.register(app)
 

@@ -1,12 +1,17 @@
-"""YAML presets in configs/<kind>/: found by name or path, read, and validated.
+"""YAML presets shipped in the package (talkit/configs/<kind>/): found by name or path, read, validated.
 
-Extraction (configs/extract/) and training (configs/train/) keep one preset per paper
-setting. Both look them up, read them and turn pydantic's errors into one ConfigError
-line the same way; only how overrides apply differs, so that stays with each config.
+Extraction (``extract``) and training (``train``) keep one preset per paper setting. They
+live inside the package and are read through ``importlib.resources``, so an installed
+wheel has them exactly as a checkout does. Both kinds are looked up, read and turned into
+one ConfigError line the same way; only how overrides apply differs, so that stays with
+each config.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,40 +20,91 @@ from pydantic import BaseModel, ValidationError
 
 from talkit.errors import ConfigError
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+KINDS = ("extract", "train")
 Config = TypeVar("Config", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class Preset:
+    """One shipped preset: its kind, name, first comment line and where it is installed."""
+
+    kind: str
+    name: str
+    summary: str
+    location: str
+
+
+def _folder(kind: str) -> Traversable:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown preset kind {kind!r}", hint=f"kinds: {', '.join(KINDS)}")
+    return resources.files("talkit.configs").joinpath(kind)
+
+
+def _shipped(kind: str) -> dict[str, Traversable]:
+    folder = _folder(kind)
+    if not folder.is_dir():
+        return {}
+    return {
+        f.name.removesuffix(".yaml"): f
+        for f in folder.iterdir()
+        if f.is_file() and f.name.endswith(".yaml")
+    }
+
+
 def preset_names(kind: str) -> list[str]:
-    """The preset names shipped in configs/<kind>/."""
-    folder = REPO_CONFIGS / kind
-    return sorted(q.stem for q in folder.glob("*.yaml")) if folder.is_dir() else []
+    """The names of the presets shipped for ``kind`` (``extract`` or ``train``)."""
+    return sorted(_shipped(kind))
 
 
-def resolve_preset(kind: str, path_or_name: str | Path) -> Path:
-    """A YAML path, or a preset name like ``lgbm_thumos14`` looked up in configs/<kind>/."""
+def list_presets(kind: str | None = None) -> list[Preset]:
+    """Every shipped preset (of one kind, or all), with the first line of its header comment."""
+    out = []
+    for k in (kind,) if kind else KINDS:
+        for name, f in sorted(_shipped(k).items()):
+            out.append(Preset(k, name, _first_sentence(f.read_text()), str(f)))
+    return out
+
+
+def _first_sentence(text: str, limit: int = 90) -> str:
+    """The start of a preset's leading comment block, up to its first stop: a one-line summary."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    sentence = " ".join(lines)
+    for stop in (". ", ": ", " ("):  # up to the first full stop, colon or aside
+        sentence = sentence.split(stop)[0]
+    sentence = sentence.rstrip(".")
+    return sentence if len(sentence) <= limit else sentence[: limit - 1].rstrip() + "…"
+
+
+def find_preset(kind: str, path_or_name: str | Path) -> tuple[str, str]:
+    """The preset's text and where it came from: a YAML file, or a shipped preset's name."""
     p = Path(path_or_name).expanduser()
     if p.is_file():
-        return p
-    candidate = REPO_CONFIGS / kind / f"{p.stem}.yaml"
-    if candidate.is_file():
-        return candidate
+        return p.read_text(), str(p)
+    shipped = _shipped(kind)
+    bare = str(path_or_name)
+    if bare in shipped:
+        return shipped[bare].read_text(), f"preset {bare}"
+    what = "no such file" if p.suffix in (".yaml", ".yml") or len(p.parts) > 1 else "no preset"
     raise ConfigError(
-        f"{kind} config {str(path_or_name)!r} is neither a file nor a preset",
-        hint=f"presets: {', '.join(preset_names(kind)) or 'none found'}",
+        f"{kind} config {bare!r}: {what}",
+        hint=f"give a YAML file, or one of the presets: {', '.join(sorted(shipped)) or 'none found'}",
     )
 
 
 def read_preset(kind: str, path_or_name: str | Path) -> tuple[dict[str, Any], str]:
     """The preset's top-level mapping and where it came from (for error messages)."""
-    path = resolve_preset(kind, path_or_name)
+    text, where = find_preset(kind, path_or_name)
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return doc, str(path)
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    return doc, where
 
 
 def validate_config(model: type[Config], doc: dict[str, Any], where: str, kind: str) -> Config:
@@ -60,6 +116,6 @@ def validate_config(model: type[Config], doc: dict[str, Any], where: str, kind: 
         loc = ".".join(str(x) for x in err["loc"])
         raise ConfigError(
             f"{where}: {loc}: {err['msg']}",
-            hint=f"{len(exc.errors())} problem(s); see the presets in configs/{kind}/ "
-            "for the fields and their defaults",
+            hint=f"{len(exc.errors())} problem(s); see the {kind} presets (`talkit presets "
+            f"{kind}`, `talkit presets --show NAME`) for the fields and their defaults",
         ) from exc

@@ -43,9 +43,12 @@ _BOOT = (
 )
 
 
-def cli_subprocess(args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
-    """``talkit ARGS`` in a new process (works before and after the CLI wiring)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOGS": "1"}
+def cli_subprocess(
+    args: list[str], *, env: dict[str, str] | None = None, **kw: Any
+) -> subprocess.Popen[bytes]:
+    """``talkit ARGS`` in a new process (works before and after the CLI wiring); ``env`` adds
+    to this process's environment."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "RAY_DEDUP_LOGS": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-c", _BOOT, *args], cwd=REPO, env=env, **kw)
 
 

@@ -13,9 +13,9 @@ from datasets_helpers import video_facts, write_class_files
 from talkit.datasets import load_annotations
 
 
-def test_inspect_json_keys_and_counts(capsys, shared_data):
+def test_inspect_json_keys_and_counts(capsys, real_data):
     code, out, err = run_cli(
-        capsys, "datasets", "inspect", str(shared_data / "thumos14/gt.json"), "--json"
+        capsys, "datasets", "inspect", str(real_data / "thumos14/gt.json"), "--json"
     )
     assert code == 0, err
     summary = json.loads(out)
@@ -29,9 +29,9 @@ def test_inspect_json_keys_and_counts(capsys, shared_data):
     assert stats["count"] == 6318 and 0 < stats["min"] <= stats["median"] <= stats["max"]
 
 
-def test_inspect_json_lists_problems(capsys, shared_data):
+def test_inspect_json_lists_problems(capsys, real_data):
     code, out, _ = run_cli(
-        capsys, "datasets", "inspect", str(shared_data / "activitynet12/gt.json"), "--json"
+        capsys, "datasets", "inspect", str(real_data / "activitynet12/gt.json"), "--json"
     )
     assert code == 0
     summary = json.loads(out)
@@ -44,8 +44,8 @@ def test_inspect_json_lists_problems(capsys, shared_data):
     }
 
 
-def test_inspect_table(capsys, shared_data):
-    code, out, _ = run_cli(capsys, "datasets", "inspect", str(shared_data / "thumos14_wtalc"))
+def test_inspect_table(capsys, real_data):
+    code, out, _ = run_cli(capsys, "datasets", "inspect", str(real_data / "thumos14_wtalc"))
     assert code == 0
     assert "validation" in out and "212" in out and "3358" in out and "6365" in out
     assert "classes: 20" in out
@@ -53,9 +53,9 @@ def test_inspect_table(capsys, shared_data):
     assert "segment_beyond_duration" in out  # problems are listed, the command still succeeds
 
 
-def test_inspect_strict_fails_with_exit_2(capsys, shared_data):
+def test_inspect_strict_fails_with_exit_2(capsys, real_data):
     code, _, err = run_cli(
-        capsys, "datasets", "inspect", str(shared_data / "activitynet12/gt.json"), "--strict"
+        capsys, "datasets", "inspect", str(real_data / "activitynet12/gt.json"), "--strict"
     )
     assert code == 2
     assert "start >= end" in err
@@ -71,8 +71,8 @@ def test_inspect_bundled_example(capsys):
     assert summary["videos"] == 6 and summary["name"] == "thumos14"
 
 
-def _truncated(tmp_path, shared_data):
-    data = (shared_data / "thumos14/gt.json").read_bytes()
+def _truncated(tmp_path, real_data):
+    data = (real_data / "thumos14/gt.json").read_bytes()
     path = tmp_path / "gt.json"
     path.write_bytes(data[: len(data) // 3])
     return path
@@ -115,9 +115,9 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_input_is_one_clear_line_and_exit_2(capsys, tmp_path, shared_data, case):
+def test_bad_input_is_one_clear_line_and_exit_2(capsys, tmp_path, real_data, case):
     make, needle = BAD_INPUTS[case]
-    path = make(tmp_path, shared_data)
+    path = make(tmp_path, real_data)
     code, _, err = run_cli(capsys, "datasets", "inspect", str(path))
     assert code == 2
     lines = err.strip().splitlines()
@@ -141,8 +141,8 @@ def test_bad_input_exit_2_in_a_real_process(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_convert_wtalc_to_activitynet_and_back(capsys, tmp_path, shared_data):
-    src = shared_data / "thumos14_wtalc"
+def test_convert_wtalc_to_activitynet_and_back(capsys, tmp_path, real_data):
+    src = real_data / "thumos14_wtalc"
     out = tmp_path / "thumos14.json"
     code, stdout, err = run_cli(
         capsys, "datasets", "convert", str(src), str(out), "--to", "activitynet"
@@ -177,8 +177,8 @@ def test_convert_class_files_with_subset_rename(capsys, tmp_path):
     assert ds.canonical_split("validation") == "train"
 
 
-def test_convert_usage_errors_exit_2(capsys, tmp_path, shared_data):
-    src = str(shared_data / "thumos14/gt.json")
+def test_convert_usage_errors_exit_2(capsys, tmp_path, real_data):
+    src = str(real_data / "thumos14/gt.json")
     code, _, _ = run_cli(capsys, "datasets", "convert", src, str(tmp_path / "x"), "--to", "csv")
     assert code == 2
     code, _, err = run_cli(

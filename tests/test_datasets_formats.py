@@ -178,8 +178,8 @@ def test_wtalc_writer_keeps_class_order_and_reports_unknown_labels(tmp_path):
     assert back.canonical_split("validation") == "val"
 
 
-def test_wtalc_subset_rename_for_legacy_code(shared_data, tmp_path):
-    gt = load_annotations(shared_data / "thumos14/gt.json")
+def test_wtalc_subset_rename_for_legacy_code(real_data, tmp_path):
+    gt = load_annotations(real_data / "thumos14/gt.json")
     write_wtalc(gt, tmp_path / "w", subset_names={"train": "validation"})
     subsets = load_wtalc_npy(tmp_path / "w/subset.npy")
     assert sorted(set(subsets.tolist())) == [b"test", b"validation"]

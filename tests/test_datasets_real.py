@@ -1,4 +1,4 @@
-"""The facts of ../shared/data/README.md, read from the real annotation files."""
+"""The published facts of the real annotation files talkit bundles."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from talkit.datasets import (
 from talkit.errors import AnnotationError
 
 
-def test_thumos14_gt_json_counts(shared_data):
-    ds = load_annotations(shared_data / "thumos14/gt.json")
+def test_thumos14_gt_json_counts(real_data):
+    ds = load_annotations(real_data / "thumos14/gt.json")
     assert ds.source_format == "activitynet_json"
     assert ds.name == "thumos14"
     assert len(ds.videos) == 410
@@ -39,15 +39,15 @@ def test_thumos14_gt_json_counts(shared_data):
     assert ds.videos["video_test_0000896"].duration_s is None
 
 
-def test_thumos14_split_files_match_gt_subsets(shared_data):
-    ds = load_annotations(shared_data / "thumos14/gt.json")
+def test_thumos14_split_files_match_gt_subsets(real_data):
+    ds = load_annotations(real_data / "thumos14/gt.json")
     for name, subset in (("split_train.txt", "train"), ("split_test.txt", "test")):
-        ids = (shared_data / "thumos14" / name).read_text().split()
+        ids = (real_data / "thumos14" / name).read_text().split()
         assert sorted(ids) == sorted(v for v, video in ds.videos.items() if video.subset == subset)
 
 
-def test_activitynet12_counts_and_the_three_defects(shared_data):
-    ds = load_annotations(shared_data / "activitynet12/gt.json")
+def test_activitynet12_counts_and_the_three_defects(real_data):
+    ds = load_annotations(real_data / "activitynet12/gt.json")
     assert ds.name == "activitynet1.2"
     assert len(ds.videos) == 2383
     assert ds.num_instances == 3582
@@ -63,13 +63,13 @@ def test_activitynet12_counts_and_the_three_defects(shared_data):
     assert ds.canonical_split("test") == "test"
 
 
-def test_activitynet12_strict_raises(shared_data):
+def test_activitynet12_strict_raises(real_data):
     with pytest.raises(AnnotationError, match="3 annotation problem"):
-        load_annotations(shared_data / "activitynet12/gt.json", strict=True)
+        load_annotations(real_data / "activitynet12/gt.json", strict=True)
 
 
-def test_wtalc_set_counts(shared_data):
-    ds = load_annotations(shared_data / "thumos14_wtalc")
+def test_wtalc_set_counts(real_data):
+    ds = load_annotations(real_data / "thumos14_wtalc")
     assert ds.source_format == "wtalc_npy"
     assert len(ds.videos) == 412
     assert ds.num_instances == 6365
@@ -78,7 +78,7 @@ def test_wtalc_set_counts(shared_data):
         "validation": {"videos": 200, "instances": 3007},
     }
     # class order is classlist.npy's own order
-    classlist = [c.decode() for c in load_wtalc_npy(shared_data / "thumos14_wtalc/classlist.npy")]
+    classlist = [c.decode() for c in load_wtalc_npy(real_data / "thumos14_wtalc/classlist.npy")]
     assert ds.classes == classlist
     assert ds.canonical_split("validation") == "train"
     video = ds.videos["video_validation_0000051"]
@@ -89,10 +89,10 @@ def test_wtalc_set_counts(shared_data):
     assert kinds <= {"segment_beyond_duration", "other"}
 
 
-def test_wtalc_matches_gt_json_on_shared_videos(shared_data):
+def test_wtalc_matches_gt_json_on_shared_videos(real_data):
     """The two THUMOS14 layouts agree on every instance of the 410 shared videos."""
-    gt = load_annotations(shared_data / "thumos14/gt.json")
-    wt = load_annotations(shared_data / "thumos14_wtalc")
+    gt = load_annotations(real_data / "thumos14/gt.json")
+    wt = load_annotations(real_data / "thumos14_wtalc")
     assert set(gt.videos) <= set(wt.videos)
     for vid, video in gt.videos.items():
         a = sorted((s.label, s.start_s, s.end_s) for s in video.annotations)
@@ -100,24 +100,24 @@ def test_wtalc_matches_gt_json_on_shared_videos(shared_data):
         assert a == b, vid
 
 
-def test_ambiguous_file(shared_data):
-    rows = load_ambiguous(shared_data / "thumos14_wtalc/Ambiguous_test.txt")
+def test_ambiguous_file(real_data):
+    rows = load_ambiguous(real_data / "thumos14_wtalc/Ambiguous_test.txt")
     assert len(rows) == 99
     assert rows[0] == ("video_test_0000278", 0.0, 1.4)
-    ds = load_annotations(shared_data / "thumos14_wtalc/Ambiguous_test.txt")
+    ds = load_annotations(real_data / "thumos14_wtalc/Ambiguous_test.txt")
     assert ds.source_format == "thumos14_ambiguous"
     assert ds.num_instances == 99
     assert ds.classes == ["Ambiguous"]
     # inside the W-TALC directory, they attach to videos as ambiguous intervals
-    wt = load_annotations(shared_data / "thumos14_wtalc")
+    wt = load_annotations(real_data / "thumos14_wtalc")
     attached = sum(len(v.ambiguous) for v in wt.videos.values())
     missing = [r for r in rows if r[0] not in wt.videos]
     assert attached == len(rows) - len(missing)
     assert wt.videos["video_test_0000278"].ambiguous[0] == (0.0, 1.4)
 
 
-def test_wtalc_to_activitynet_json_round_trip(shared_data, tmp_path):
-    wt = load_annotations(shared_data / "thumos14_wtalc")
+def test_wtalc_to_activitynet_json_round_trip(real_data, tmp_path):
+    wt = load_annotations(real_data / "thumos14_wtalc")
     out = tmp_path / "thumos14.json"
     write_activitynet_json(wt, out)
     back = load_annotations(out)

@@ -123,21 +123,21 @@ def test_plain_arrays_never_touch_pickle(tmp_path):
         np.testing.assert_array_equal(got, array)
 
 
-def test_real_wtalc_files_load_identically_to_numpy(shared_data):
-    for path in sorted((shared_data / "thumos14_wtalc").glob("*.npy")):
+def test_real_wtalc_files_load_identically_to_numpy(real_data):
+    for path in sorted((real_data / "thumos14_wtalc").glob("*.npy")):
         ours = load_wtalc_npy(path)
         theirs = np.load(path, allow_pickle=True, encoding="latin1")
         assert ours.shape == theirs.shape, path.name
         assert repr(ours.tolist()) == repr(theirs.tolist()), path.name
 
 
-def test_truncated_and_garbage_npy_are_annotation_errors(tmp_path, shared_data):
-    data = (shared_data / "thumos14_wtalc/segments.npy").read_bytes()
+def test_truncated_and_garbage_npy_are_annotation_errors(tmp_path, real_data):
+    data = (real_data / "thumos14_wtalc/segments.npy").read_bytes()
     cut = tmp_path / "segments.npy"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(AnnotationError, match="cannot be read"):
         load_wtalc_npy(cut)
-    plain = (shared_data / "thumos14_wtalc/duration.npy").read_bytes()
+    plain = (real_data / "thumos14_wtalc/duration.npy").read_bytes()
     (tmp_path / "duration.npy").write_bytes(plain[:-16])
     with pytest.raises(AnnotationError, match="truncated"):
         load_wtalc_npy(tmp_path / "duration.npy")
@@ -146,9 +146,9 @@ def test_truncated_and_garbage_npy_are_annotation_errors(tmp_path, shared_data):
         load_wtalc_npy(tmp_path / "junk.npy")
 
 
-def test_poisoned_wtalc_directory_is_refused(tmp_path, shared_data):
+def test_poisoned_wtalc_directory_is_refused(tmp_path, real_data):
     wtalc = tmp_path / "wtalc"
-    shutil.copytree(shared_data / "thumos14_wtalc", wtalc)
+    shutil.copytree(real_data / "thumos14_wtalc", wtalc)
     marker = tmp_path / "pwned"
     (wtalc / "labels.npy").chmod(0o644)
     npy_with_pickle(wtalc / "labels.npy", object_array_pickle([Exploit(str(marker))]))

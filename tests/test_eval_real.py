@@ -1,4 +1,4 @@
-"""The evaluator on the real THUMOS14 ground truths (shared/data)."""
+"""The evaluator on the real THUMOS14 ground truths (bundled with talkit)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ THUMOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 @pytest.fixture(scope="module")
-def thumos_test(shared_data: Path) -> Dataset:
-    return load_annotations(shared_data / "thumos14" / "gt.json").subset("test")
+def thumos_test(real_data: Path) -> Dataset:
+    return load_annotations(real_data / "thumos14" / "gt.json").subset("test")
 
 
 def test_real_gt_as_predictions_scores_one_everywhere(thumos_test: Dataset) -> None:
@@ -64,8 +64,8 @@ def test_real_gt_shifted_to_tiou_06(thumos_test: Dataset) -> None:
     np.testing.assert_array_equal(result.map, expected)
 
 
-def test_wtalc_gt_counts_and_thumos_exclusions(shared_data: Path, thumos_test: Dataset) -> None:
-    wtalc = load_annotations(shared_data / "thumos14_wtalc").subset("test")
+def test_wtalc_gt_counts_and_thumos_exclusions(real_data: Path, thumos_test: Dataset) -> None:
+    wtalc = load_annotations(real_data / "thumos14_wtalc").subset("test")
     full = evaluate(wtalc, gt_as_detections(wtalc), thresholds="thumos14")
     assert full.gt_summary["videos"] == 212 and full.gt_summary["instances"] == 3358
     assert full.average_map == 1.0
@@ -79,9 +79,9 @@ def test_wtalc_gt_counts_and_thumos_exclusions(shared_data: Path, thumos_test: D
 
 
 def test_ambiguous_intervals_drop_overlapping_predictions(
-    shared_data: Path, thumos_test: Dataset
+    real_data: Path, thumos_test: Dataset
 ) -> None:
-    amb = load_ambiguous(shared_data / "thumos14_wtalc" / "Ambiguous_test.txt")
+    amb = load_ambiguous(real_data / "thumos14_wtalc" / "Ambiguous_test.txt")
     in_gt = [
         (v, s, e) for v, s, e in amb if v in thumos_test.videos and thumos_test.videos[v].labels
     ]
@@ -113,8 +113,8 @@ def test_ambiguous_intervals_drop_overlapping_predictions(
     assert only_on.accounting["ambiguous"]["predictions_dropped"] == len(on)
 
 
-def test_activitynet12_gt_fed_back(shared_data: Path) -> None:
-    ds = load_annotations(shared_data / "activitynet12" / "gt.json")
+def test_activitynet12_gt_fed_back(real_data: Path) -> None:
+    ds = load_annotations(real_data / "activitynet12" / "gt.json")
     result = evaluate(ds, gt_as_detections(ds), thresholds="activitynet")
     assert result.gt_summary == {"videos": 2383, "instances": 3582, "classes": 100}
     # Three GT segments have zero length ([0, 0], [4.10395, 4.10395], [142.281, 142.281]):

@@ -15,7 +15,7 @@ from talkit.errors import CheckpointError, InputError
 from talkit.extractors import registry
 from talkit.extractors.i3d import InceptionI3d, same_padding
 
-DATA = Path(__file__).parent / "data"  # copies of ../shared/reference/checkpoints/*.keys.json
+DATA = Path(__file__).parent / "data"  # key lists of the public I3D checkpoints
 CHANNELS = {"rgb": 3, "flow": 2}
 
 

@@ -42,7 +42,7 @@ def ray_session() -> Any:
     """One embedded Ray (2 CPUs) for all pipeline tests; its address for subprocesses."""
     if ray.is_initialized():
         ray.shutdown()
-    ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ctx.address_info["address"]
     ray.shutdown()
 
@@ -108,6 +108,35 @@ def test_pipeline_features_are_bit_identical_to_extract_video(
     attrs = fs.video("video_test_0000004").attrs
     assert attrs["source"]["size"] == (videos / "video_test_0000004.mp4").stat().st_size
     assert attrs["native_fps"] == 25.0 and attrs["frame_count"] > 0
+
+
+def test_a_feature_set_written_through_the_python_api_resumes_in_the_pipeline(
+    reference: dict[str, Any], videos: Path, tmp_path: Path
+) -> None:
+    """extract_video + FeatureStore record the same spec as `talkit extract`, so the pipeline
+    continues such a feature set instead of refusing it as extracted with other settings."""
+    from talkit.extractors.extract import extract_video
+    from talkit.pipelines.config import ExtractConfig
+    from talkit.pipelines.plan import plan_videos
+    from talkit.pipelines.run import ExtractJob, run_extraction
+    from talkit.store import FeatureStore
+
+    first = sorted(videos.iterdir())[0]
+    feats = extract_video(first, **TINY_EXTRACT_KW)
+    store = FeatureStore.create(str(tmp_path / "api.store"))
+    store.create_feature_set("synth", "i3d", feats.spec.to_store_spec())
+    with store.writer(message="python api") as w:
+        w.write_video(
+            "synth", "i3d", first.stem, streams=feats.streams, timestamps=feats.timestamps
+        )
+    cfg = ExtractConfig.model_validate({**TINY_CONFIG, "num_workers": 2})
+    report = run_extraction(
+        ExtractJob(plan_videos(videos), str(tmp_path / "api.store"), "synth", cfg)
+    )
+    assert not report.failures
+    assert sorted(read_feature_set(tmp_path / "api.store", "synth/i3d")) == sorted(
+        reference["arrays"]
+    )
 
 
 def test_killing_a_worker_mid_run_still_gives_every_video_once(

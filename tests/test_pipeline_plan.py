@@ -63,6 +63,32 @@ def test_text_list_relative_paths_comments_and_explicit_ids(tmp_path: Path) -> N
     ]
 
 
+def test_planned_paths_and_checkpoints_are_absolute_for_other_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray workers on other nodes have other working directories: nothing relative leaves."""
+    _touch(tmp_path / "vids" / "a.mp4")
+    ann = tmp_path / "gt.json"
+    db = {"a": {"subset": "test", "annotations": [{"segment": [0.0, 1.0], "label": "Jump"}]}}
+    ann.write_text(json.dumps({"database": db}))
+    (tmp_path / "list.txt").write_text("vids/a.mp4\n")
+    monkeypatch.chdir(tmp_path)
+    for plan in (
+        plan_videos("vids"),
+        plan_videos("list.txt"),
+        plan_videos("gt.json", video_dir="vids"),
+    ):
+        assert [i.path for i in plan.items] == [tmp_path / "vids" / "a.mp4"], plan.kind
+    cfg = ExtractConfig.model_validate(
+        {"checkpoints": {"rgb": "w/rgb.pt", "flow": "~/flow.pt", "x": "s3://b/x.pt"}}
+    )
+    assert cfg.checkpoints == {
+        "rgb": str(tmp_path / "w" / "rgb.pt"),
+        "flow": str(Path.home() / "flow.pt"),
+        "x": "s3://b/x.pt",
+    }
+
+
 def test_text_list_with_missing_paths_says_which_line(tmp_path: Path) -> None:
     lst = tmp_path / "list.txt"
     lst.write_text("gone.mp4\n")
@@ -167,7 +193,7 @@ def test_workers_request_fractional_cpus_that_fit_the_cluster() -> None:
 
 
 def test_thumos14_preset_has_the_paper_defaults() -> None:
-    cfg = load_extract_config("configs/extract/thumos14_i3d.yaml")
+    cfg = load_extract_config("thumos14_i3d")
     assert (cfg.fps, cfg.clip_len, cfg.stride) == (25.0, 16, 16)
     assert (cfg.resize_short, cfg.input_size, cfg.flow) == (256, 224, "tvl1")
     assert cfg.streams == ["rgb", "flow"] and cfg.backbones == ["i3d"]

@@ -61,11 +61,11 @@ def test_synth_videos_signature_mode_frames_carry_their_index(tmp_path: Path, ca
     assert np.allclose(times, info["times"], atol=1e-3)
 
 
-def test_synth_features_writes_a_synthetic_feature_set(tmp_path: Path, capsys, shared_data) -> None:
+def test_synth_features_writes_a_synthetic_feature_set(tmp_path: Path, capsys, real_data) -> None:
     from talkit.store import FeatureStore
 
     # A small annotation file with real THUMOS14 timelines (5 videos).
-    full = load_annotations(shared_data / "thumos14" / "gt.json")
+    full = load_annotations(real_data / "thumos14" / "gt.json")
     keep = sorted(full.videos)[:5]
     small = full.model_copy(update={"videos": {k: full.videos[k] for k in keep}})
     from talkit.datasets import write_activitynet_json

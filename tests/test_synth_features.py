@@ -15,8 +15,8 @@ from talkit.errors import InputError
 
 
 @pytest.fixture(scope="module")
-def thumos(shared_data: Path) -> Dataset:
-    return load_annotations(shared_data / "thumos14" / "gt.json")
+def thumos(real_data: Path) -> Dataset:
+    return load_annotations(real_data / "thumos14" / "gt.json")
 
 
 def _every(ds: Dataset, step: int, offset: int = 0) -> Dataset:
@@ -92,7 +92,7 @@ def test_same_seed_gives_byte_identical_features(thumos: Dataset) -> None:
 
 
 def test_timelines_follow_the_annotations_and_the_i3d_snippet_grid(
-    thumos: Dataset, shared_data: Path
+    thumos: Dataset, real_data: Path
 ) -> None:
     small = _every(thumos, 25)
     ds, feats, stamps = generate_features(small, seed=0, dim=2048)
@@ -117,7 +117,7 @@ def test_timelines_follow_the_annotations_and_the_i3d_snippet_grid(
             far = np.linalg.norm(x[: t // 2] - x[t - t // 2 :], axis=1).mean()
             assert near < 0.8 * far
     # Durations the annotation file has are used as they are (ActivityNet 1.2).
-    anet = load_annotations(shared_data / "activitynet12" / "gt.json")
+    anet = load_annotations(real_data / "activitynet12" / "gt.json")
     anet = _every(anet, 400)
     ds, _, stamps = generate_features(anet, seed=0, dim=64)
     for vid, video in ds.videos.items():

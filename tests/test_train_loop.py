@@ -20,13 +20,32 @@ from talkit.wtal_heads.train import ResumableBatchSampler, train
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> tuple[str, Path]:
+def tiny(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[str, Path]:
     """6 training and 6 test THUMOS14 timelines (3 classes), 64-d synthetic features,
     plus a second 32-d feature set of the same videos (for joins and ensembles)."""
     root = tmp_path_factory.mktemp("tiny")
-    url, gt, ds = make_store(root, thumos_few_classes(shared_data), dim=64)
+    url, gt, ds = make_store(root, thumos_few_classes(real_data), dim=64)
     write_features_to_store(url, ds, dataset_name="thumos14", feature_set="other", dim=32, seed=1)
     return url, gt
+
+
+def test_a_run_records_absolute_locations_so_predict_works_from_elsewhere(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, gt = tiny
+    monkeypatch.chdir(Path(url).parent)
+    run = tmp_path / "run"
+    train(
+        tiny_config("basnet"),
+        store=Path(url).name,
+        annotations=gt.name,
+        out=run,
+        show_progress=False,
+    )
+    info = json.loads((run / "run.json").read_text())
+    assert (info["store"], info["annotations"]) == (url, str(gt))
+    monkeypatch.chdir(tmp_path)
+    assert predict_run(run, split="test")["result"]["gt"]["videos"] == 6
 
 
 def _weights(run: Path, which: str = "last") -> dict[str, torch.Tensor]:

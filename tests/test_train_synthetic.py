@@ -42,9 +42,9 @@ AVERAGE = "0.1:0.7"
 
 
 @pytest.fixture(scope="module")
-def thumos_shaped(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> tuple[str, Path]:
+def thumos_shaped(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("thumos_shaped")
-    url, gt, _ = make_store(root, thumos_every(shared_data, 3), dim=2048, seed=0)
+    url, gt, _ = make_store(root, thumos_every(real_data, 3), dim=2048, seed=0)
     return url, gt
 
 

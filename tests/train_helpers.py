@@ -10,20 +10,20 @@ from talkit.datasets.synthetic.features import write_features_to_store
 from talkit.wtal_heads.config import RunConfig, load_config
 
 
-def thumos_every(shared_data: Path, step: int, offset: int = 0) -> Dataset:
+def thumos_every(real_data: Path, step: int, offset: int = 0) -> Dataset:
     """Every ``step``-th THUMOS14 video of the real gt.json (real timelines, both subsets)."""
-    ds = load_annotations(shared_data / "thumos14" / "gt.json")
+    ds = load_annotations(real_data / "thumos14" / "gt.json")
     ids = sorted(ds.videos)[offset::step]
     return ds.model_copy(update={"videos": {v: ds.videos[v] for v in ids}})
 
 
 def thumos_few_classes(
-    shared_data: Path,
+    real_data: Path,
     classes: tuple[str, ...] = ("BaseballPitch", "Billiards", "HighJump"),
     per_class: int = 2,
 ) -> Dataset:
     """``per_class`` single-class THUMOS14 videos of each class, per subset (class list kept)."""
-    ds = load_annotations(shared_data / "thumos14" / "gt.json")
+    ds = load_annotations(real_data / "thumos14" / "gt.json")
     keep: dict[str, Any] = {}
     for subset in ("train", "test"):
         for c in classes:

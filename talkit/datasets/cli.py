@@ -160,6 +160,47 @@ def convert_cmd(
         )
 
 
+@datasets_app.command("bundled")
+def bundled_cmd(
+    name: str | None = typer.Argument(
+        None, metavar="[NAME]", help="One entry: print its installed path."
+    ),
+    copy_to: Path | None = typer.Option(
+        None, "--copy-to", help="Copy the entry's files into this folder."
+    ),
+) -> None:
+    """The public ground truths shipped with talkit; use them anywhere as bundled:NAME."""
+    from talkit.datasets import bundled
+
+    if name is None:
+        if copy_to is not None:
+            raise InputError(
+                "--copy-to needs a NAME", hint="e.g. talkit datasets bundled thumos14 --copy-to gt/"
+            )
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(
+            "[bold]Bundled annotations[/] (use as bundled:NAME, e.g. --gt bundled:thumos14)"
+        )
+        for entry in bundled.BUNDLED.values():
+            console.print(f"[bold]{entry.name}[/] ({entry.format}): {entry.description}")
+            console.print(f"    from {entry.origin}", markup=False)
+        for key, why in bundled.NOT_BUNDLED.items():
+            console.print(f"[bold]{key}[/]: {why}")
+        return
+    entry = bundled.get(name)
+    damaged = bundled.verify(entry.name)
+    if damaged:
+        raise InputError(
+            f"bundled {entry.name}: {', '.join(damaged)} differ from the shipped sha256",
+            hint="reinstall talkit (pip install --force-reinstall talkit)",
+        )
+    if copy_to is None:
+        typer.echo(str(entry.path))
+        return
+    written = bundled.copy_to(entry.name, copy_to)
+    Console().print(f"copied {len(written)} file(s) of {entry.name} to {copy_to}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``datasets`` group to the root ``talkit`` app."""
     app.add_typer(datasets_app, name="datasets")

@@ -74,28 +74,41 @@ class BackboneSpec(BaseModel):
         """True when any stream runs on random weights: features are not real ones."""
         return any(w.startswith("random:") for w in self.weights.values())
 
-    def to_store_spec(self, *, dtype: str = "float32") -> Any:
-        """The store's ``FeatureSetSpec`` for features made with this spec.
+    def to_store_spec(self, *, tail: str = "drop") -> Any:
+        """The store's ``FeatureSetSpec`` for features made with this spec: the one conversion.
 
-        Named fields map across; everything else (resize, crop, normalisation, flow
-        method and parameters, feature definition) goes into ``params``. Checkpoints
-        are the bare sha256 hex, or ``random:<seed>``.
+        Named fields map across; the rest (resize, crop, normalisation, input channels,
+        feature definition, tail policy, flow method and parameters) goes into ``params``.
+        Checkpoints are the bare sha256 hex of the file, or ``random:<seed>``; random
+        weights are also flagged in ``params`` (``random_weights``, ``warning``) so nobody
+        mistakes them for real features. The pipeline and the Python API both write this,
+        so a feature set written by either resumes with the other.
         """
         from talkit.store.spec import FeatureSetSpec
 
-        named = {"name", "fps", "clip_len", "stride", "streams", "weights", "dtype"}
-        params = self.model_dump(mode="json", exclude=named)
-        checkpoints: dict[str, str | None] = {}
-        for stream in self.streams:
-            w = self.weights.get(stream, "unset")
-            checkpoints[stream] = (
-                w.removeprefix("sha256:") if w.startswith(("sha256:", "random:")) else None
-            )
+        params: dict[str, Any] = {
+            "input_size": self.input_size,
+            "resize_short": self.resize_short,
+            "crop": self.crop,
+            "normalisation": self.normalisation.model_dump(mode="json"),
+            "input_channels": dict(self.input_channels),
+            "feature": self.feature,
+            "tail": tail,
+            "random_weights": self.is_random,
+        }
+        if self.flow is not None:
+            params["flow"] = self.flow.model_dump(mode="json")
+        if self.is_random:
+            params["warning"] = "random weights: for tests and demos, not real features"
+        checkpoints = {
+            stream: None if w == "unset" else w.removeprefix("sha256:")
+            for stream, w in self.weights.items()
+        }
         return FeatureSetSpec(
             backbone=self.name,
             streams=dict(self.streams),
-            dtype=dtype,  # type: ignore[arg-type]
-            fps=self.fps,
+            dtype=self.dtype if self.dtype in ("float32", "float16") else "float32",  # type: ignore[arg-type]
+            fps=float(self.fps),
             clip_len=self.clip_len,
             stride=self.stride,
             params=params,

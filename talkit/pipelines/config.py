@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from talkit.locations import absolute_location
 from talkit.presets import read_preset, validate_config
 
 FlowMethod = Literal["tvl1", "farneback", "dis"]
@@ -54,6 +55,12 @@ class ExtractConfig(BaseModel):
     commit_interval_s: float = Field(default=300.0, gt=0, description="seconds per periodic commit")
     max_failures: int | None = Field(default=None, ge=0)
     max_attempts: int = Field(default=3, gt=0, description="tries per video when workers die")
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _absolute(cls, value: dict[str, str]) -> dict[str, str]:
+        """Local checkpoint paths made absolute now: Ray workers on other nodes run elsewhere."""
+        return {k: absolute_location(v) for k, v in value.items()}
 
     @field_validator("backbones", "streams")
     @classmethod

@@ -253,15 +253,21 @@ def _match(video_id: str, files: dict[str, list[Path]]) -> list[Path]:
 def plan_videos(
     source: str | Path, *, video_dir: str | Path | None = None, subsets: Sequence[str] = ()
 ) -> Plan:
-    """The plan for ``--videos SOURCE``: a directory, a text list, or an annotation file."""
-    path = Path(source).expanduser()
+    """The plan for ``--videos SOURCE``: a directory, a text list, or an annotation file.
+
+    Every planned path is absolute: workers on other nodes have other working directories.
+    """
+    from talkit.datasets.bundled import resolve as resolve_bundled
+
+    path = resolve_bundled(source).expanduser().absolute()
+    video_dir = Path(video_dir).expanduser().absolute() if video_dir else None
     if not path.exists():
         raise InputError(
             f"--videos {source}: no such file or directory",
             hint="pass a folder of videos, a text list of paths, or an annotation file",
         )
     if _is_annotation_source(path):
-        return from_annotations(path, Path(video_dir) if video_dir else None, subsets=subsets)
+        return from_annotations(path, video_dir, subsets=subsets)
     if video_dir is not None or subsets:
         raise InputError(
             f"--video-dir and --subset apply to annotation files; {source} is a "

@@ -42,7 +42,6 @@ from talkit.pipelines.progress import RunObserver
 from talkit.pipelines.report import RunReport, VideoDone, commit_record, new_run_id
 from talkit.pipelines.resume import SOURCE_ATTR, decide
 from talkit.pipelines.runtime import RayRuntime, WorkerResources, size_workers, start_ray
-from talkit.pipelines.spec import feature_set_spec
 from talkit.pipelines.worker import BackboneJob, ExtractWorker, VideoResult, backbone_spec
 
 MAX_BUFFER_BYTES = 256 << 20
@@ -97,7 +96,7 @@ def run_extraction(job: ExtractJob, observer: RunObserver | None = None) -> RunR
     t0 = time.perf_counter()
     jobs = job.backbone_jobs()
     # Specs first: bad checkpoints fail now (exit 2), not once per video on every worker.
-    specs = {j.feature_set: feature_set_spec(backbone_spec(j)) for j in jobs}
+    specs = {j.feature_set: backbone_spec(j).to_store_spec() for j in jobs}
 
     try:
         store = FeatureStore.open(job.store, mode="a")

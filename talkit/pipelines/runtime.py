@@ -1,7 +1,7 @@
 """Ray for extraction: start it embedded or join a cluster, and size the workers to it.
 
 By default ``talkit extract`` starts Ray inside the command, sized to this machine, and
-stops it at the end. ``--ray-address`` joins a running cluster instead (``auto`` or
+stops it at the end, even where another Ray cluster runs on the machine. ``--ray-address`` joins a running cluster instead (``auto`` or
 ``HOST:PORT``); talkit must be installed on its nodes. When Ray is already initialised in
 this process (a notebook, the test suite) it is used as it is and left running.
 
@@ -72,7 +72,10 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
+            # "local": always a Ray of our own. Without it ray.init() joins whatever cluster
+            # RAY_ADDRESS or Ray's current-cluster file names (another user's `ray start`,
+            # or a stale file), and then refuses num_cpus.
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "on this machine"
         raise RayUnavailableError(

@@ -28,7 +28,6 @@ from talkit.extractors.flow import FlowComputer
 from talkit.pipelines.failures import Failure, failure_from_exception
 from talkit.pipelines.plan import VideoItem
 from talkit.pipelines.resume import Fingerprint, fingerprint
-from talkit.pipelines.spec import feature_set_spec
 
 
 class NoSnippetsError(WorkFailedError):
@@ -166,8 +165,8 @@ class ExtractWorker:
         self.dataset = dataset
         for fs, backbone in self.backbones.items():
             expected = self.specs.get(fs)
-            if expected is not None and feature_set_spec(backbone.spec) != expected:
-                changes = ", ".join(feature_set_spec(backbone.spec).diff(expected))
+            if expected is not None and backbone.spec.to_store_spec() != expected:
+                changes = ", ".join(backbone.spec.to_store_spec().diff(expected))
                 raise WorkFailedError(
                     f"worker on {_node_id()} built {fs} with another spec than the driver "
                     f"(differs in: {changes})",

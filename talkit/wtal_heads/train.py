@@ -37,6 +37,7 @@ from talkit.datasets.store_dataset import (
     feature_stats,
 )
 from talkit.errors import CheckpointError, ConfigError, InputError, WorkFailedError
+from talkit.locations import absolute_location
 from talkit.wtal_heads.config import OptimConfig, RunConfig
 from talkit.wtal_heads.data import PreparedData, check_dims, prepare_data, store_source
 from talkit.wtal_heads.head import WTALHead, build_head
@@ -384,9 +385,11 @@ def train(
     rundir.write_info(
         {
             "talkit_version": __version__,
-            "store": store if isinstance(store, str) else None,
+            "store": absolute_location(store) if isinstance(store, str | Path) else None,
             "store_version": config.data.store_version,
-            "annotations": str(annotations) if isinstance(annotations, str | Path) else None,
+            "annotations": absolute_location(annotations)
+            if isinstance(annotations, str | Path)
+            else None,
             "classes": data.classes,
             "splits": {
                 "train": len(data.train_ids),

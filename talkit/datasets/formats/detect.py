@@ -8,6 +8,9 @@ Detection looks only at names and the first bytes, never at the whole file:
 - a file named ``Ambiguous*.txt``: THUMOS14's Ambiguous list;
 - a file named ``<Class>_val.txt`` / ``<Class>_test.txt``: one per-class file;
 - any other file whose first non-blank byte is ``{``: the ActivityNet JSON layout.
+
+``bundled:NAME`` names one of the ground truths shipped with talkit
+(:mod:`talkit.datasets.bundled`) wherever a path is accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from talkit.datasets.bundled import resolve as resolve_bundled
 from talkit.datasets.formats import activitynet, thumos_text, wtalc
 from talkit.datasets.model import Dataset
 from talkit.errors import AnnotationError
@@ -37,7 +41,7 @@ def _first_byte(path: Path) -> bytes:
 
 def detect_format(path: str | Path) -> str:
     """One of :data:`FORMATS` for ``path``; AnnotationError when nothing fits."""
-    path = Path(path)
+    path = resolve_bundled(path)
     if not path.exists():
         raise AnnotationError(f"{path} does not exist", hint="check the annotation path")
     if path.is_dir():
@@ -94,7 +98,7 @@ def load_annotations(
     batch of them instead. Malformed input (bad JSON, a segment that is not two numbers,
     an empty file, an unknown layout) always raises :class:`AnnotationError` (exit 2).
     """
-    path = Path(path)
+    path = resolve_bundled(path)
     with _gc_paused():
         return _load(path, strict=strict, format=format)
 

@@ -1,0 +1,1 @@
+"""The YAML presets shipped with talkit (read through talkit.presets)."""
