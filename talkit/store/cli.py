@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from talkit.cli_progress import video_progress
 from talkit.store.errors import StoreError
 
 store_app = typer.Typer(
@@ -237,6 +236,7 @@ def import_cmd(
     convention: 25 fps, 16-frame snippets, stride 16, which also gives the timestamps).
     A talkit sidecar, HDF5 attrs or a zarr source carry their own spec and timestamps.
     """
+    from talkit.cli_progress import video_progress
     from talkit.store.backend import local_path
     from talkit.store.importers import import_features, parse_streams
     from talkit.store.spec import StorageOptions
@@ -307,6 +307,7 @@ def export_cmd(
     ),
 ) -> None:
     """Export a feature set as per-video .npy, HDF5, plain zarr v3 or a W-TALC array."""
+    from talkit.cli_progress import video_progress
     from talkit.store.exporters import export_features
     from talkit.store.store import FeatureStore
 
