@@ -6,19 +6,31 @@ training and evaluation on those stores. See README.md.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("talkit")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+if TYPE_CHECKING:
+    from talkit.extractors.extract import VideoFeatures, extract_video
+
+    __version__: str
 
 __all__ = ["VideoFeatures", "__version__", "extract_video"]
 
 
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("talkit")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    # Lazy, so that `import talkit` (and the CLI's start-up) does not import torch.
+    # Lazy, so that `import talkit` (and the CLI's start-up) imports neither torch nor
+    # importlib.metadata (~20 ms) until a name is used.
+    if name == "__version__":
+        value = globals()["__version__"] = _installed_version()
+        return value
     if name in ("extract_video", "VideoFeatures"):
         from talkit.extractors import extract
 

@@ -12,7 +12,6 @@ import sys
 import typer
 from rich.console import Console
 
-from talkit import __version__
 from talkit.errors import TalkitError
 
 app = typer.Typer(
@@ -28,6 +27,8 @@ _DEBUG = {"on": False}
 
 def _version_callback(value: bool) -> None:
     if value:
+        from talkit import __version__
+
         typer.echo(f"talkit {__version__}")
         raise typer.Exit()
 

@@ -16,13 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from talkit.cli_options import key_value
-from talkit.datasets.formats import (
-    FORMATS,
-    load_annotations,
-    write_activitynet_json,
-    write_wtalc,
-)
-from talkit.datasets.summary import summarize
+from talkit.datasets.formats import FORMATS
 from talkit.errors import InputError
 
 datasets_app = typer.Typer(
@@ -101,6 +95,9 @@ def inspect_cmd(
     max_problems: int = typer.Option(20, "--max-problems", help="Problems listed in the table."),
 ) -> None:
     """Videos and instances per subset, classes, instance durations and problems."""
+    from talkit.datasets.formats import load_annotations
+    from talkit.datasets.summary import summarize
+
     dataset = load_annotations(path, strict=strict, format=fmt)
     summary = summarize(dataset, path=str(path))
     if as_json:
@@ -134,6 +131,8 @@ def convert_cmd(
     ),
 ) -> None:
     """Write an annotation set as ActivityNet JSON (for evaluators) or W-TALC .npy files."""
+    from talkit.datasets.formats import load_annotations, write_activitynet_json, write_wtalc
+
     renames = _parse_renames(subset_name)
     dataset = load_annotations(src, strict=strict, format=fmt)
     if to is Target.activitynet:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from talkit.errors import VideoDecodeError
-from talkit.extractors.video import VideoMeta, VideoReader, open_video
+
+if TYPE_CHECKING:  # the readers (NumPy) load when probe() runs, not with the package
+    from talkit.extractors.video import VideoMeta, VideoReader
 
 ProbeStatus = Literal["ok", "truncated", "corrupt", "unreadable", "unchecked"]
 
@@ -71,6 +73,8 @@ def probe(
 
     A missing path or bad options still raise ``InputError``.
     """
+    from talkit.extractors.video import open_video
+
     try:
         reader = open_video(path, fps_for_frames=fps_for_frames)
     except VideoDecodeError as exc:

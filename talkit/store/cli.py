@@ -12,11 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from talkit.cli_progress import video_progress
-from talkit.store.backend import local_path
 from talkit.store.errors import StoreError
-from talkit.store.spec import StorageOptions
-from talkit.store.store import FeatureStore
 
 store_app = typer.Typer(
     name="store",
@@ -62,6 +58,8 @@ def log_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """History of a store, newest first: id, time, message, videos written, tags."""
+    from talkit.store.store import FeatureStore
+
     commits = FeatureStore.open(store, version=version).log()
     if limit > 0:
         commits = commits[:limit]
@@ -96,6 +94,8 @@ def tag_cmd(
     ),
 ) -> None:
     """Give a version a name, e.g. before re-extracting a feature set."""
+    from talkit.store.store import FeatureStore
+
     opened = FeatureStore.open(store, version=version)
     snapshot = opened.tag(name)
     _console().print(f"tagged {snapshot} as [bold]{name}[/]")
@@ -109,6 +109,8 @@ def diff_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Feature sets and videos added, removed or changed from A to B, and spec changes."""
+    from talkit.store.store import FeatureStore
+
     result = FeatureStore.open(store).diff(a, b)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
@@ -142,6 +144,8 @@ def info_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Feature sets: videos, dims, dtype, chunking, compression, bytes and ratio."""
+    from talkit.store.store import FeatureStore
+
     info = FeatureStore.open(store, version=version).info()
     if as_json:
         typer.echo(json.dumps(info, indent=1, default=str))
@@ -232,7 +236,11 @@ def import_cmd(
     convention: 25 fps, 16-frame snippets, stride 16, which also gives the timestamps).
     A talkit sidecar, HDF5 attrs or a zarr source carry their own spec and timestamps.
     """
+    from talkit.cli_progress import video_progress
+    from talkit.store.backend import local_path
     from talkit.store.importers import import_features, parse_streams
+    from talkit.store.spec import StorageOptions
+    from talkit.store.store import FeatureStore
 
     created = False
     local = local_path(store)
@@ -299,7 +307,9 @@ def export_cmd(
     ),
 ) -> None:
     """Export a feature set as per-video .npy, HDF5, plain zarr v3 or a W-TALC array."""
+    from talkit.cli_progress import video_progress
     from talkit.store.exporters import export_features
+    from talkit.store.store import FeatureStore
 
     source = FeatureStore.open(store, version=version)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):

@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from talkit.errors import InputError
-from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, THUMOS14_BAD_VIDEOS, EvalResult
 
-EXCLUDE_ALIASES = {"thumos14": THUMOS14_BAD_VIDEOS, "thumos14-bad": THUMOS14_BAD_VIDEOS}
+if TYPE_CHECKING:  # evaluation imports NumPy: loaded when `talkit eval` runs, not for --help
+    from talkit.wtal_heads.evaluation import EvalResult
 
 
 class Preset(StrEnum):
@@ -45,9 +45,12 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 
 def _exclusions(values: list[str] | None) -> list[str]:
+    from talkit.wtal_heads.evaluation import THUMOS14_BAD_VIDEOS
+
+    aliases = {"thumos14": THUMOS14_BAD_VIDEOS, "thumos14-bad": THUMOS14_BAD_VIDEOS}
     out: list[str] = []
     for v in _split_list(values):
-        out.extend(EXCLUDE_ALIASES.get(v.lower(), (v,)))
+        out.extend(aliases.get(v.lower(), (v,)))
     return list(dict.fromkeys(out))
 
 
@@ -254,7 +257,7 @@ def register(app: typer.Typer) -> None:
         from talkit import __version__
         from talkit.datasets import load_ambiguous, load_annotations
         from talkit.wtal_heads.detections import read_detections
-        from talkit.wtal_heads.evaluation import evaluate
+        from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, evaluate
 
         err = Console(stderr=True)
         dataset, subset_name = _pick_subset(load_annotations(gt), subset, gt)

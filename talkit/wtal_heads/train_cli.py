@@ -14,10 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from talkit.wtal_heads.config import load_config, parse_override
-
 
 def _overrides(sets: list[str] | None, shorthands: dict[str, Any]) -> dict[str, Any]:
+    from talkit.wtal_heads.config import parse_override
+
     out: dict[str, Any] = {}
     for text in sets or []:
         key, value = parse_override(text)
@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
         """Train a WS-TAL head (BaSNet, LGBM-Net) on a store's features."""
+        from talkit.wtal_heads.config import load_config
         from talkit.wtal_heads.train import train
 
         overrides = _overrides(

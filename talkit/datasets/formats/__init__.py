@@ -8,11 +8,45 @@
 - :mod:`~talkit.datasets.formats.detect`: format detection and :func:`load_annotations`
 """
 
-from talkit.datasets.formats.activitynet import write_activitynet_json
-from talkit.datasets.formats.detect import FORMATS, detect_format, load_annotations
-from talkit.datasets.formats.safe_npy import UnsafePickleError, load_wtalc_npy
-from talkit.datasets.formats.thumos_text import load_ambiguous
-from talkit.datasets.formats.wtalc import write_wtalc
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from talkit.datasets.formats.activitynet import write_activitynet_json
+    from talkit.datasets.formats.detect import detect_format, load_annotations
+    from talkit.datasets.formats.safe_npy import UnsafePickleError, load_wtalc_npy
+    from talkit.datasets.formats.thumos_text import load_ambiguous
+    from talkit.datasets.formats.wtalc import write_wtalc
+
+# The names `--format` accepts. Defined here, not in detect, so that the CLI can list them
+# in its help without importing the readers (NumPy, pydantic).
+FORMATS = ("activitynet", "thumos_txt", "wtalc", "ambiguous")
+
+# Lazy, for the same reason: the readers load on first use.
+_EXPORTS = {
+    "write_activitynet_json": "talkit.datasets.formats.activitynet",
+    "detect_format": "talkit.datasets.formats.detect",
+    "load_annotations": "talkit.datasets.formats.detect",
+    "UnsafePickleError": "talkit.datasets.formats.safe_npy",
+    "load_wtalc_npy": "talkit.datasets.formats.safe_npy",
+    "load_ambiguous": "talkit.datasets.formats.thumos_text",
+    "write_wtalc": "talkit.datasets.formats.wtalc",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'talkit.datasets.formats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "FORMATS",

@@ -21,11 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from talkit.datasets.bundled import resolve as resolve_bundled
-from talkit.datasets.formats import activitynet, thumos_text, wtalc
+from talkit.datasets.formats import FORMATS, activitynet, thumos_text, wtalc
 from talkit.datasets.model import Dataset
 from talkit.errors import AnnotationError
 
-FORMATS = ("activitynet", "thumos_txt", "wtalc", "ambiguous")
 _EXPECTED = (
     "expected an ActivityNet-layout JSON file, a THUMOS14 per-class text file or Ambiguous "
     "list, or a directory holding a W-TALC .npy set (videoname.npy, segments.npy, ...) or "

@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.table import Table
 
 from talkit.cli_options import comma_list
-from talkit.cli_progress import video_progress
 from talkit.errors import InputError
 
 synth_app = typer.Typer(
@@ -77,6 +76,7 @@ def videos_cmd(
     if signature:
         _signature_videos(out_dir, num_videos, duration, fps, size, codec, seed)
         return
+    from talkit.cli_progress import video_progress
     from talkit.datasets.synthetic.timeline import InstanceDistribution
     from talkit.datasets.synthetic.videos import generate_videos
 
@@ -193,6 +193,7 @@ def features_cmd(
     Snippets follow the I3D convention (25 fps, 16 frames, stride 16); the feature set's
     spec records that the features are synthetic, with every parameter and the seed.
     """
+    from talkit.cli_progress import video_progress
     from talkit.datasets import load_annotations
     from talkit.datasets.synthetic.features import write_features_to_store
 
