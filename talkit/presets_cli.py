@@ -6,7 +6,6 @@ import typer
 from rich.console import Console
 
 from talkit.errors import ConfigError
-from talkit.presets import KINDS, find_preset, list_presets
 
 
 def presets_cmd(
@@ -14,6 +13,8 @@ def presets_cmd(
     show: str | None = typer.Option(None, "--show", help="Print this preset's YAML."),
 ) -> None:
     """The presets shipped with talkit (for --config NAME), or one preset's YAML."""
+    from talkit.presets import KINDS, find_preset, list_presets
+
     if kind is not None and kind not in KINDS:
         raise ConfigError(f"unknown preset kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     if show is not None:
