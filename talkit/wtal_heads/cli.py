@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.errors import InputError
@@ -101,7 +102,8 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
         }.get(a["handling"], "")
         console.print(
             f"[yellow]warning:[/] {a['predictions']} detections in {a['videos']} videos not in "
-            f"{where} ({', '.join(a['examples'][:3])}{', ...' if a['videos'] > 3 else ''}): {what}. "
+            f"{escape(where)} ({escape(', '.join(a['examples'][:3]))}"
+            f"{', ...' if a['videos'] > 3 else ''}): {what}. "
             "Use --unknown-videos fp|drop|error to choose.",
             highlight=False,
             soft_wrap=True,
@@ -110,7 +112,8 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
         labels = acc["labels_without_gt"]
         console.print(
             f"[yellow]warning:[/] {sum(labels.values())} detections carry {len(labels)} labels "
-            f"with no instance in {where} ({', '.join(list(labels)[:3])}); they cannot change any AP",
+            f"with no instance in {escape(where)} ({escape(', '.join(list(labels)[:3]))}); "
+            "they cannot change any AP",
             highlight=False,
             soft_wrap=True,
         )
@@ -131,14 +134,14 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
 def _print_table(console: Console, result: EvalResult, report: dict[str, Any]) -> None:
     gt = report["gt"]
     console.print(
-        f"[bold]GT[/] {gt['file']} subset={gt['subset']}: {gt['videos']} videos, "
+        f"[bold]GT[/] {escape(gt['file'])} subset={escape(str(gt['subset']))}: {gt['videos']} videos, "
         f"{gt['instances']} instances, {gt['classes']} classes",
         highlight=False,
         soft_wrap=True,
     )
     det = report["detections"]
     console.print(
-        f"[bold]detections[/] {det['file']}: {det['predictions']} in {det['videos']} videos, "
+        f"[bold]detections[/] {escape(det['file'])}: {det['predictions']} in {det['videos']} videos, "
         f"{report['accounting']['predictions_scored']} scored",
         highlight=False,
         soft_wrap=True,
@@ -153,7 +156,7 @@ def _print_table(console: Console, result: EvalResult, report: dict[str, Any]) -
         table.add_column(f"{t:g}", justify="right", min_width=6, no_wrap=True)
     for i, c in enumerate(result.classes):
         table.add_row(
-            c,
+            escape(c),
             str(result.npos[i]),
             str(result.num_predictions[i]),
             *(f"{100 * x:.2f}" for x in result.ap[:, i]),
@@ -294,7 +297,7 @@ def register(app: typer.Typer) -> None:
         if plots is not None:
             n = _write_plots(result, dataset, dets, plots, plot_videos)
             report["plots"] = {"dir": str(plots), "files": n}
-            err.print(f"wrote {n} plots to {plots}", highlight=False)
+            err.print(f"wrote {n} plots to {escape(str(plots))}", highlight=False)
         text = json.dumps(report, indent=2)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,4 +311,4 @@ def register(app: typer.Typer) -> None:
                 console = Console(width=wanted)
             _print_table(console, result, report)
             if out is not None:
-                console.print(f"report: {out}", highlight=False)
+                console.print(f"report: {escape(str(out))}", highlight=False)

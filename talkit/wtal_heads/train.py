@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from talkit import __version__
@@ -361,7 +362,7 @@ def train(
     def log(msg: str) -> None:
         notes.append(msg)
         if show_progress:
-            console.print(f"[dim]{msg}[/]")
+            console.print(f"[dim]{escape(msg)}[/]", highlight=False)
 
     rundir = RunDir(out)
     if resume:

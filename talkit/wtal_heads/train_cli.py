@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -31,7 +32,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     result = report["result"]
     gt = result["gt"]
     table = Table(
-        title=f"{report['split']} split: {gt['videos']} videos, {gt['instances']} instances, "
+        title=f"{escape(report['split'])} split: {gt['videos']} videos, {gt['instances']} instances, "
         f"{gt['classes']} classes",
         caption="baseline: one whole-video detection per predicted class",
         box=None,
@@ -132,13 +133,19 @@ def register(app: typer.Typer) -> None:
                 if m.best_metric is None
                 else f"{100 * m.best_metric:.2f} at iteration {m.best_iteration}"
             )
-            console.print(f"{m.name}: {m.iterations_done} iterations; best validation mAP {best}")
+            console.print(
+                f"{escape(m.name)}: {m.iterations_done} iterations; best validation mAP {best}",
+                highlight=False,
+            )
         if result.interrupted:
-            console.print(f"stopped early; resume with: talkit train ... --out {run_dir} --resume")
+            console.print(
+                f"stopped early; resume with: talkit train ... --out {escape(str(run_dir))} --resume",
+                highlight=False,
+            )
             return
         if result.report is not None:
             print_report(result.report, Console())
-        Console().print(f"run directory: {run_dir}")
+        Console().print(f"run directory: {escape(str(run_dir))}", highlight=False)
 
     @app.command("predict")
     def predict_cmd(
@@ -165,4 +172,6 @@ def register(app: typer.Typer) -> None:
             device=device,
         )
         print_report(report, Console())
-        Console().print(f"detections: {run / f'detections_{split}.json'}")
+        Console().print(
+            f"detections: {escape(str(run / f'detections_{split}.json'))}", highlight=False
+        )
