@@ -245,3 +245,11 @@ def test_eval_custom_thresholds(
     assert code == 2 and "--thresholds" in err
     code, _, err = run_eval(capsys, dets, gt_file, *base, "--thresholds", "0,0.5")
     assert code == 2 and "(0, 1]" in err
+
+
+def test_eval_refuses_deeply_nested_detections(capsys, tmp_path: Path, gt_file: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    err = refused(capsys, deep, gt_file)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nested too deeply" in lines[0]

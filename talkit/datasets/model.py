@@ -80,6 +80,7 @@ class Problem(BaseModel):
 
     kind: Literal[
         "start_not_before_end",
+        "negative_time",
         "segment_beyond_duration",
         "unknown_label",
         "duplicate_video",

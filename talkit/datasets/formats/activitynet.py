@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ from talkit.errors import AnnotationError
 
 FORMAT = "activitynet_json"
 _THUMOS_ID = re.compile(r"video_(validation|test)_\d+")
+# How values from the file are quoted in messages: short, whatever the file holds.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 3, 4, 4
+_SHOWN.maxstring = _SHOWN.maxother = 60
 _LAYOUT_HINT = (
     'expected the ActivityNet layout {"database": {video_id: {"subset": ..., '
     '"annotations": [{"label": ..., "segment": [start, end]}]}}}'
@@ -78,6 +83,13 @@ def _parse_json(path: Path) -> Any:
         raise AnnotationError(
             f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
             hint="pass an ActivityNet-layout JSON annotation file",
+        ) from None
+    except RecursionError:
+        raise AnnotationError(
+            f"{path}: the JSON is nested too deeply to read (arrays or objects inside each "
+            "other hundreds of levels deep)",
+            hint="an annotation file nests a few levels at most; check that this is an "
+            "ActivityNet-layout annotation file and regenerate it",
         ) from None
     except json.JSONDecodeError as exc:
         # an unterminated string runs to the end of the file by definition
@@ -198,13 +210,14 @@ def _read_video(path: Path, vid: str, entry: Any) -> dict[str, Any]:
         label = ann.get("label")
         if not isinstance(label, str):
             raise AnnotationError(
-                f"{where}: annotation {i} has no string 'label' (got {label!r})",
+                f"{where}: annotation {i} has no string 'label' (got {_SHOWN.repr(label)})",
                 hint=_LAYOUT_HINT,
             )
         seg = parse_segment(ann.get("segment"))
         if seg is None:
             raise AnnotationError(
-                f"{where}: annotation {i} ({label!r}) has segment {ann.get('segment')!r}, "
+                f"{where}: annotation {i} ({_SHOWN.repr(label)}) has segment "
+                f"{_SHOWN.repr(ann.get('segment'))}, "
                 "which is not two numbers",
                 hint="each segment must be [start_seconds, end_seconds]",
             )
@@ -213,7 +226,7 @@ def _read_video(path: Path, vid: str, entry: Any) -> dict[str, Any]:
         seg = parse_segment(amb)
         if seg is None:
             raise AnnotationError(
-                f"{where}: ambiguous interval {i} is {amb!r}, not two numbers",
+                f"{where}: ambiguous interval {i} is {_SHOWN.repr(amb)}, not two numbers",
                 hint="each interval must be [start_seconds, end_seconds]",
             )
         video["ambiguous"].append(seg)
