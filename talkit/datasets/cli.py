@@ -43,7 +43,7 @@ def _print_table(summary: dict, max_problems: int) -> None:
     console = Console()
     console.print(
         f"[bold]{escape(summary['path'])}[/]  name={escape(summary['name'])}  "
-        f"format={summary['format']}",
+        f"format={summary['format']}  eval_preset={summary['eval_preset'] or 'unknown'}",
         highlight=False,
         soft_wrap=True,
     )

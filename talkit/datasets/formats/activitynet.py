@@ -12,6 +12,10 @@ Subsets are kept as written. Canonical roles: THUMOS14 (recognised by its
 ``video_validation_*`` / ``video_test_*`` ids): train/validation/val -> train, test -> test.
 Everything else (ActivityNet, HACS): training -> train, validation -> val, testing -> test.
 
+Evaluation convention (``Dataset.eval_preset``): as recorded in the ``talkit`` block
+(``eval_preset``); otherwise thumos14 for THUMOS14 ids, activitynet for an ActivityNet
+``version``, hacs for a HACS file, and unknown for anything else.
+
 Class order: sorted by name. When the file has a ``taxonomy``, its leaf nodes are the
 declared classes (labels outside them are ``unknown_label`` problems). Files written by
 talkit carry a ``talkit`` block whose ``classes`` list is kept in its own order, so a
@@ -32,6 +36,7 @@ from typing import Any
 from talkit.datasets.formats.assemble import build_dataset, new_video, parse_segment, parse_time
 from talkit.datasets.model import (
     ACTIVITYNET_SUBSET_CANONICAL,
+    EVAL_PRESETS,
     THUMOS14_SUBSET_CANONICAL,
     CanonicalSplit,
     Dataset,
@@ -130,6 +135,20 @@ def _dataset_name(path: Path, doc: dict[str, Any], video_ids: list[str], thumos:
     return path.stem
 
 
+def _eval_preset(meta: dict[str, Any], name: str, thumos: bool) -> str | None:
+    """The scoring convention: recorded by talkit, else what the ids or the name say."""
+    recorded = meta.get("eval_preset")
+    if recorded in EVAL_PRESETS:
+        return recorded
+    if thumos or name.startswith("thumos"):
+        return "thumos14"
+    if name.startswith("activitynet"):
+        return "activitynet"
+    if name == "hacs":
+        return "hacs"
+    return None
+
+
 def read_activitynet_json(path: Path, *, strict: bool = False) -> Dataset:
     """Parse an ActivityNet-layout JSON file into a :class:`Dataset`."""
     doc = _parse_json(path)
@@ -176,9 +195,11 @@ def read_activitynet_json(path: Path, *, strict: bool = False) -> Dataset:
     keep_order = declared is not None
     if declared is None:
         declared = _taxonomy_leaves(doc.get("taxonomy"))
+    name = _dataset_name(path, doc, list(videos), thumos)
     return build_dataset(
         path,
-        name=_dataset_name(path, doc, list(videos), thumos),
+        name=name,
+        eval_preset=_eval_preset(meta, name, thumos),
         source_format=FORMAT,
         videos=videos,
         problems=problems,
@@ -273,6 +294,7 @@ def activitynet_document(dataset: Dataset) -> dict[str, Any]:
             "source_format": dataset.source_format,
             "classes": list(dataset.classes),
             "subset_canonical": dict(dataset.subset_canonical),
+            **({"eval_preset": dataset.eval_preset} if dataset.eval_preset else {}),
         },
     }
 

@@ -193,6 +193,7 @@ def build_dataset(
     declared_classes: Iterable[str] | None,
     keep_class_order: bool,
     strict: bool,
+    eval_preset: str | None = None,
 ) -> Dataset:
     """Check ``videos``, decide the class list, and validate the Dataset in one call."""
     declared = list(declared_classes) if declared_classes is not None else None
@@ -207,5 +208,6 @@ def build_dataset(
             "videos": videos,
             "problems": problems,
             "subset_canonical": dict(subset_canonical),
+            "eval_preset": eval_preset,
         }
     )
