@@ -178,3 +178,52 @@ def test_failure_table_keeps_decoder_messages():
     text = console.export_text()
     assert "[cam 1] clip" in text
     assert "[h264 @ 0x55d] error while decoding MB 3 [/x]" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("extract", "--config", "thumos14_i3d", "--flow", "tvl2"),
+            "--flow tvl2: Input should be 'tvl1', 'farneback' or 'dis'",
+        ),
+        (("extract", "--batch-size", "0"), "--batch-size 0: Input should be greater than 0"),
+        (("extract", "--backbone", "i3d,i3d"), "--backbone i3d,i3d: entries must be distinct"),
+        (
+            ("train", "--config", "lgbm_thumos14", "--iterations", "0"),
+            "--iterations 0: Input should be greater than 0",
+        ),
+        (
+            ("train", "--config", "lgbm_thumos14", "--set", "train.iterations=-1"),
+            "--set train.iterations=-1: Input should be greater than 0",
+        ),
+        (
+            ("train", "--config", "lgbm_thumos14", "--set", "train.nope=1"),
+            "--set train.nope=1: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_config_errors_name_the_flag_that_set_the_value(capsys, tmp_path, args, expected):
+    command, *rest = args
+    required = {
+        "extract": ["--videos", str(tmp_path), "--dataset", "d", "--store", str(tmp_path / "s")],
+        "train": ["--store", str(tmp_path / "s"), "--annotations", str(tmp_path / "gt.json")],
+    }[command]
+    code, _, err = run_cli(capsys, command, *required, *rest)
+    assert code == 2
+    line = " ".join(err.split())
+    assert line.startswith(f"error: {expected}"), line
+    assert "thumos14_i3d" not in line and "lgbm_thumos14" not in line  # not the preset's fault
+
+
+def test_config_errors_in_a_file_still_name_the_file(capsys, tmp_path):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("flow: tvl2\n")
+    code, _, err = run_cli(
+        capsys,
+        "extract",
+        *("--videos", str(tmp_path), "--dataset", "d", "--store", str(tmp_path / "s")),
+        *("--config", str(bad)),
+    )
+    assert code == 2
+    assert f"error: {bad}: flow: Input should be" in " ".join(err.split())

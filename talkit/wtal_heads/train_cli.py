@@ -16,15 +16,27 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def _overrides(sets: list[str] | None, shorthands: dict[str, Any]) -> dict[str, Any]:
+def _overrides(
+    sets: list[str] | None, shorthands: dict[str, tuple[str, Any]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The dotted overrides, and the command-line text behind each (for error messages).
+
+    ``shorthands`` maps a dotted key to (option, value), e.g. ``{"train.iterations":
+    ("--iterations", 0)}``; they win over ``--set`` of the same key.
+    """
     from talkit.wtal_heads.config import parse_override
 
     out: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for text in sets or []:
         key, value = parse_override(text)
         out[key] = value
-    out.update({k: v for k, v in shorthands.items() if v is not None})
-    return out
+        sources[key] = f"--set {text}"
+    for key, (option, value) in shorthands.items():
+        if value is not None:
+            out[key] = value
+            sources[key] = f"{option} {value}"
+    return out, sources
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
@@ -101,19 +113,19 @@ def register(app: typer.Typer) -> None:
         from talkit.wtal_heads.config import load_config
         from talkit.wtal_heads.train import train
 
-        overrides = _overrides(
+        overrides, sources = _overrides(
             sets,
             {
-                "train.iterations": iterations,
-                "train.batch_size": batch_size,
-                "optim.lr": lr,
-                "train.seed": seed,
-                "train.device": device,
-                "train.eval_every": eval_every,
-                "data.num_workers": workers,
+                "train.iterations": ("--iterations", iterations),
+                "train.batch_size": ("--batch-size", batch_size),
+                "optim.lr": ("--lr", lr),
+                "train.seed": ("--seed", seed),
+                "train.device": ("--device", device),
+                "train.eval_every": ("--eval-every", eval_every),
+                "data.num_workers": ("--workers", workers),
             },
         )
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, overrides, sources=sources)
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)
         result = train(
