@@ -23,18 +23,31 @@ store_app = typer.Typer(
 
 
 class ImportFormat(StrEnum):
-    npy_dir = "npy-dir"
+    """What import reads: the names export writes, plus DGAM's folders."""
+
+    npy = "npy"
     wtalc = "wtalc"
     dgam = "dgam"
     h5 = "h5"
     zarr = "zarr"
+    npy_dir = "npy-dir"  # the old import name of npy
 
 
 class ExportFormat(StrEnum):
+    """What export writes; import reads each back under the same name."""
+
     npy = "npy"
+    wtalc = "wtalc"
     h5 = "h5"
     zarr = "zarr"
-    wtalc = "wtalc"
+    npy_dir = "npy-dir"  # accepted so that both directions take the same names
+
+
+_ALIASES = {"npy-dir": "npy"}
+
+
+def _format_name(fmt: StrEnum) -> str:
+    return _ALIASES.get(fmt.value, fmt.value)
 
 
 def _console() -> Console:
@@ -201,12 +214,17 @@ def import_cmd(
     store: str = typer.Argument(..., help="Store to import into (created if absent)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, e.g. thumos14."),
     feature_set: str = typer.Option(..., "--feature-set", "-f", help="Feature set name, e.g. i3d."),
-    fmt: ImportFormat = typer.Option(..., "--format", help="Source format."),
+    fmt: ImportFormat = typer.Option(
+        ..., "--format", help="Source format (the names export uses; npy-dir = npy)."
+    ),
     streams: str | None = typer.Option(
         None, "--streams", help="Split single arrays into streams, e.g. rgb=1024,flow=1024."
     ),
     annotations: Path | None = typer.Option(
-        None, "--annotations", help="W-TALC annotation folder (with videoname.npy)."
+        None,
+        "--annotations",
+        help="W-TALC annotation folder (with videoname.npy); default: the one beside SRC, "
+        "as a wtalc export writes it.",
     ),
     source_feature_set: str | None = typer.Option(
         None, "--source-feature-set", help="For --format zarr: which DATASET/NAME to copy."
@@ -259,20 +277,20 @@ def import_cmd(
         "fps": fps,
         "clip_len": clip_len,
         "stride": stride,
-        "params": {"imported_from": fmt.value},
+        "params": {"imported_from": _format_name(fmt)},
     }
     try:
         storage = StorageOptions(codec=codec, **({"chunk_t": chunk_t} if chunk_t else {}))
     except ValueError as exc:
         raise StoreError(f"invalid storage options: {exc}") from exc
     try:
-        with video_progress(f"import {fmt.value}") as on_video:
+        with video_progress(f"import {_format_name(fmt)}") as on_video:
             count = import_features(
                 src,
                 target,
                 dataset=dataset,
                 feature_set=feature_set,
-                fmt=fmt.value,
+                fmt=_format_name(fmt),
                 base_spec=base_spec,
                 split=parse_streams(streams),
                 dtype=dtype,
@@ -298,8 +316,12 @@ def import_cmd(
 @store_app.command("export")
 def export_cmd(
     store: str = typer.Argument(..., help="Store path or URL."),
-    out: Path = typer.Argument(..., help="Output folder (npy, zarr) or file (h5, wtalc)."),
-    fmt: ExportFormat = typer.Option(..., "--format", help="Output format."),
+    out: Path = typer.Argument(
+        ..., help="Output folder (npy, zarr, wtalc) or file (h5; wtalc also takes a .npy path)."
+    ),
+    fmt: ExportFormat = typer.Option(
+        ..., "--format", help="Output format (import reads it back under the same name)."
+    ),
     feature_set: str | None = typer.Option(
         None, "--feature-set", "-f", help="DATASET/NAME (needed when the store has several)."
     ),
@@ -320,11 +342,11 @@ def export_cmd(
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StoreError(f"export target {out} already exists", hint="pick a new path")
     try:
-        with video_progress(f"export {fmt.value}") as on_video:
+        with video_progress(f"export {_format_name(fmt)}") as on_video:
             count = export_features(
                 source,
                 out,
-                fmt=fmt.value,
+                fmt=_format_name(fmt),
                 feature_set=feature_set,
                 layout=layout,
                 annotations=annotations,
@@ -336,7 +358,7 @@ def export_cmd(
         elif out.exists():
             out.unlink()
         raise
-    _console().print(f"exported {count} videos to {escape(str(out))} ({fmt.value})")
+    _console().print(f"exported {count} videos to {escape(str(out))} ({_format_name(fmt)})")
 
 
 def register(app: typer.Typer) -> None:
