@@ -40,7 +40,8 @@ def _overrides(
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """The mAP table of a run's report, with the whole-video baseline beside it."""
+    """The mAP table of a run's report, with the whole-video baseline beside it, and its
+    warnings (e.g. why a run gave no detection)."""
     result = report["result"]
     gt = result["gt"]
     table = Table(
@@ -61,6 +62,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for name, value in result["average_mAP"].items():
         b = report["baseline_whole_video"]["average_mAP"].get(name, 0.0)
         console.print(f"average mAP {name}: [bold]{100 * value:.2f}[/] (baseline {100 * b:.2f})")
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
