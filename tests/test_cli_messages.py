@@ -227,3 +227,14 @@ def test_config_errors_in_a_file_still_name_the_file(capsys, tmp_path):
     )
     assert code == 2
     assert f"error: {bad}: flow: Input should be" in " ".join(err.split())
+
+
+def test_store_log_shows_bracketed_commit_messages(capsys, tmp_path):
+    from store_helpers import DS, FS, features, make_store
+
+    store = make_store(tmp_path / "s", {"video_a": 5})
+    with store.writer(message="[wip] re-run [/i3d]") as w:
+        w.write_video(DS, FS, "video_b", streams=features(2, 4))
+    code, out, err = run_cli(capsys, "store", "log", store.url)
+    assert code == 0, err
+    assert "[wip] re-run [/i3d]" in out

@@ -191,16 +191,16 @@ def print_store_summary(url: str, console: Console) -> None:
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         grid.add_row("videos", f"{fs['videos']} ({fs['snippets']} snippets)")
-        grid.add_row("streams", ", ".join(f"{n}={d}" for n, d in fs["streams"].items()))
+        grid.add_row("streams", escape(", ".join(f"{n}={d}" for n, d in fs["streams"].items())))
         grid.add_row(
             "sampling",
             f"{spec.get('fps')} fps, clip {spec.get('clip_len')}, stride {spec.get('stride')}, "
             f"input {params.get('input_size')} px",
         )
         weights = spec.get("checkpoints") or {}
-        grid.add_row("weights", ", ".join(f"{s}: {w}" for s, w in weights.items()) or "-")
+        grid.add_row("weights", escape(", ".join(f"{s}: {w}" for s, w in weights.items()) or "-"))
         if flow:
-            grid.add_row("flow", f"{flow.get('method')} ({flow.get('label', '')})")
+            grid.add_row("flow", escape(f"{flow.get('method')} ({flow.get('label', '')})"))
         if params.get("random_weights"):
             grid.add_row("note", "[yellow]random weights: not real features[/]")
         grid.add_row(
