@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -48,6 +49,7 @@ class DecordUnsuitable(DecordUnavailable):
 
 # A line decord's C++ core (``[16:17:01] /.../video_reader.cc:83: ERROR ...``) or its
 # FFmpeg (``[mov,mp4,m4a @ 0x55...] moov atom not found``) writes to stderr itself.
+_FD2_LOCK = threading.Lock()  # one redirection of fd 2 at a time, process-wide
 _DECORD_LOG_LINE = re.compile(rb"^\[\d\d:\d\d:\d\d\] \S+:\d+: |^\[[^\]\n]* @ 0x[0-9a-f]+\] ")
 
 
@@ -68,9 +70,9 @@ def _decord_logs_caught() -> Iterator[None]:
     not one of decord's log lines is written to the real stderr, so output of other
     threads in the meantime is delayed, not lost.
     """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as caught:
+    with _FD2_LOCK, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
         os.dup2(caught.fileno(), 2)
         try:
             yield
