@@ -11,8 +11,19 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from talkit.errors import TalkitError
+
+try:  # recent typer ships its own copy of click; older versions use click itself
+    from typer._click import exceptions as click_errors
+    from typer._click.core import Command, Context
+except ImportError:  # pragma: no cover - older typer
+    from click import Command, Context
+    from click import exceptions as click_errors
+
+# typer prints the help page itself when a group is called without a command
+_NO_ARGS_IS_HELP = getattr(click_errors, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
     name="talkit",
@@ -35,13 +46,15 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks on errors (anywhere on the command line)."
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """talkit: features for temporal action localization."""
-    _DEBUG["on"] = debug
+    _DEBUG["on"] = _DEBUG["on"] or debug  # main() has taken --debug out of the arguments
 
 
 def _register_components() -> None:
@@ -70,35 +83,85 @@ def _register_components() -> None:
 _register_components()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; print talkit errors as one line and exit with their code.
+def _plain_flags(command: Command) -> Command:
+    """Show plain flags (``--json``, ``--help``) in help pages without ``<bool>`` after them.
 
-    Usage errors are typer's own (exit 2). A TalkitError becomes one red line and its
-    exit code; anything unexpected becomes one line and exit 1. ``--debug`` adds the
-    traceback.
+    Typer's rich help prints every option's type, flags included, although a flag takes
+    no value. An empty metavar leaves the type column of flags empty.
     """
-    args = sys.argv[1:] if argv is None else argv
-    _DEBUG["on"] = "--debug" in args
+    help_option = command.get_help_option(Context(command))
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+    return command
+
+
+def _usage_line(exc: click_errors.UsageError) -> str:
+    """A usage error as one line: what was wrong, and which help page to read."""
+    message = exc.format_message().replace("Value error, ", "").strip()
+    message = " ".join(message.split()).rstrip(".")  # typer's messages may carry line breaks
+    where = exc.ctx.command_path if exc.ctx is not None else "talkit"
+    return f"{message} (see {where} --help)"
+
+
+def _split_debug(args: list[str]) -> tuple[list[str], bool]:
+    """``--debug`` anywhere before a ``--`` separator turns tracebacks on; it is removed."""
+    end = args.index("--") if "--" in args else len(args)
+    head = [a for a in args[:end] if a != "--debug"]
+    return head + args[end:], len(head) != end
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; print every error as one line and exit with its code.
+
+    A usage error (unknown option, bad choice) exits 2; a TalkitError exits with its code
+    (2: bad input or config, 1: failed work); anything unexpected exits 1. Messages are
+    printed as text, never as rich markup, so ``[nan, inf]`` in them stays visible.
+    ``--debug`` (anywhere on the command line) adds the traceback.
+    """
+    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    _DEBUG["on"] = debug
+    command = _plain_flags(typer.main.get_command(app))
     try:
-        app(args=args, prog_name="talkit")
-    except TalkitError as exc:
-        if _DEBUG["on"]:
+        code = command.main(args=args, prog_name="talkit", standalone_mode=False)
+    except _NO_ARGS_IS_HELP:
+        sys.exit(2)  # the help page was printed when the error was made
+    except click_errors.UsageError as exc:
+        if debug:
             err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error_line("error:", _usage_line(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except click_errors.ClickException as exc:
+        _error_line("error:", exc.format_message())
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("[bold red]interrupted[/]")
         sys.exit(130)
-    except Exception as exc:
-        if _DEBUG["on"]:
+    except TalkitError as exc:
+        if debug:
             err_console.print_exception()
-        err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-            "(re-run with --debug for the traceback, and please report it)",
-            highlight=False,
-            soft_wrap=True,
+        _error_line("error:", str(exc))
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            err_console.print_exception()
+        _error_line(
+            "internal error:",
+            f"{type(exc).__name__}: {exc} (re-run with --debug for the traceback, and "
+            "please report it)",
         )
         sys.exit(1)
+    if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
+        err_console.print("[bold red]interrupted[/]")
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)
+
+
+def _error_line(label: str, message: str) -> None:
+    """``label`` in bold red, then ``message`` as plain text (escaped, never markup)."""
+    err_console.print(f"[bold red]{label}[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def video_progress(description: str, total: int | None = None) -> Iterator[Calla
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[video]}"),
+        TextColumn("{task.fields[video]}", markup=False),
         console=console,
         transient=True,
         disable=not console.is_terminal,

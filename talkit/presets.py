@@ -9,6 +9,7 @@ each config.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -107,15 +108,46 @@ def read_preset(kind: str, path_or_name: str | Path) -> tuple[dict[str, Any], st
     return doc, where
 
 
-def validate_config(model: type[Config], doc: dict[str, Any], where: str, kind: str) -> Config:
-    """``model`` built from ``doc``; the first problem becomes one ConfigError line."""
+def _flag_for(loc: str, sources: Mapping[str, str]) -> tuple[str, str] | None:
+    """The command-line text that set field ``loc`` (or a section above it), and its key."""
+    for key in sorted(sources, key=len, reverse=True):  # the most specific field first
+        if loc == key or loc.startswith(key + "."):
+            return sources[key], key
+    return None
+
+
+def validate_config(
+    model: type[Config],
+    doc: dict[str, Any],
+    where: str,
+    kind: str,
+    *,
+    sources: Mapping[str, str] | None = None,
+) -> Config:
+    """``model`` built from ``doc``; the first problem becomes one ConfigError line.
+
+    ``sources`` maps dotted fields set on the command line to the text that set them
+    (``{"flow": "--flow tvl2"}``), so that a bad value is blamed on its flag, not on the
+    preset file it was applied to.
+    """
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        err = dict(errors[0])
+        err["msg"] = str(err["msg"]).removeprefix("Value error, ")  # pydantic's wrapper
         loc = ".".join(str(x) for x in err["loc"])
+        count = f"{len(errors)} problem(s)"
+        flag = _flag_for(loc, sources or {}) if loc else None
+        if flag is not None:
+            text, key = flag
+            raise ConfigError(
+                f"{text}: {err['msg']}" if loc == key else f"{text}: {loc}: {err['msg']}",
+                hint=f"{count}; see `talkit {kind} --help`, and `talkit presets --show NAME` "
+                "for the fields and their defaults",
+            ) from exc
         raise ConfigError(
-            f"{where}: {loc}: {err['msg']}",
-            hint=f"{len(exc.errors())} problem(s); see the {kind} presets (`talkit presets "
+            f"{where}: {loc}: {err['msg']}" if loc else f"{where}: {err['msg']}",
+            hint=f"{count}; see the {kind} presets (`talkit presets "
             f"{kind}`, `talkit presets --show NAME`) for the fields and their defaults",
         ) from exc

@@ -195,3 +195,13 @@ def test_convert_usage_errors_exit_2(capsys, tmp_path, real_data):
     assert code == 2 and "OLD=NEW" in err
     code, _, err = run_cli(capsys, "datasets", "convert", src, str(tmp_path), "--to", "activitynet")
     assert code == 2 and "is a directory" in err
+
+
+def test_inspect_deeply_nested_json_is_one_line_exit_2(capsys, tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run_cli(capsys, "datasets", "inspect", str(path))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "nested too deeply" in lines[0] and "internal error" not in lines[0]

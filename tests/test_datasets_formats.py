@@ -68,6 +68,54 @@ def test_problems_are_collected_then_strict_raises(tmp_path):
         load_annotations(path, strict=True)
 
 
+def test_negative_times_are_problems_in_json(tmp_path):
+    doc = hacs_doc()
+    db = doc["database"]
+    db["--0edUL8zmA"]["annotations"].append({"label": "Zumba", "segment": [-3, 2]})
+    db["-1qtwoJ3p5k"]["annotations"].append({"label": "Ballet", "segment": [-5, -1]})
+    db["-2EozKk4TaQ"]["duration"] = -33.3
+    path = write_json(tmp_path / "hacs.json", doc)
+    ds = load_annotations(path)
+    assert sorted((p.kind, p.video_id) for p in ds.problems) == [
+        ("negative_time", "--0edUL8zmA"),
+        ("negative_time", "-1qtwoJ3p5k"),
+        ("negative_time", "-2EozKk4TaQ"),
+    ]
+    messages = " | ".join(p.message for p in ds.problems)
+    assert "[-3, 2]" in messages and "[-5, -1]" in messages and "duration -33.3 s" in messages
+    # reported, not dropped
+    assert ds.videos["-1qtwoJ3p5k"].annotations[-1].start_s == -5.0
+    with pytest.raises(AnnotationError, match="3 annotation problem"):
+        load_annotations(path, strict=True)
+
+
+def test_negative_times_are_problems_in_thumos_text(tmp_path):
+    (tmp_path / "Diving_test.txt").write_text(
+        "video_test_0000001 -5.0 2.0\nvideo_test_0000001 3.0 4.0\n"
+    )
+    ds = load_annotations(tmp_path)
+    assert [(p.kind, p.video_id) for p in ds.problems] == [("negative_time", "video_test_0000001")]
+    with pytest.raises(AnnotationError, match="1 annotation problem"):
+        load_annotations(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize("depth", [900, 5000, 100_000])
+def test_deeply_nested_json_is_an_annotation_error(tmp_path, depth):
+    path = tmp_path / "deep.json"
+    path.write_text(
+        '{"database": {"v": {"annotations": [{"label": "A", "segment": '
+        + "[" * depth
+        + "]" * depth
+        + "}]}}}"
+    )
+    with pytest.raises(AnnotationError) as info:
+        load_annotations(path)
+    message = str(info.value)
+    assert str(path) in message and info.value.exit_code == 2
+    assert "nested too deeply" in message or "not two numbers" in message
+    assert len(message) < 400  # the nested value is quoted short, not in full
+
+
 def test_duplicate_video_id_in_json_keeps_first(tmp_path):
     path = tmp_path / "dup.json"
     path.write_text(

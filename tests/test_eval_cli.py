@@ -245,3 +245,96 @@ def test_eval_custom_thresholds(
     assert code == 2 and "--thresholds" in err
     code, _, err = run_eval(capsys, dets, gt_file, *base, "--thresholds", "0,0.5")
     assert code == 2 and "(0, 1]" in err
+
+
+def test_eval_refuses_deeply_nested_detections(capsys, tmp_path: Path, gt_file: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    err = refused(capsys, deep, gt_file)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nested too deeply" in lines[0]
+
+
+def _gt_as_results(gt: Path, subset: str) -> dict[str, Any]:
+    doc = json.loads(gt.read_text())
+    return {
+        "results": {
+            vid: [
+                {"label": a["label"], "segment": a["segment"], "score": 0.9}
+                for a in v["annotations"]
+            ]
+            for vid, v in doc["database"].items()
+            if v["subset"] == subset
+        }
+    }
+
+
+def test_eval_auto_scores_synthetic_gt_as_the_demo_reports_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The synthetic generator writes THUMOS14-style GT (3 classes, named 'synthetic'); the
+    demo trains with lgbm_thumos14 and reports THUMOS14 thresholds; `--preset auto` must
+    score the same way without being told."""
+    from talkit.datasets import load_annotations
+    from talkit.datasets.synthetic.videos import generate_videos
+    from talkit.wtal_heads.config import load_config
+
+    generate_videos(tmp_path, num_videos=4, size=(64, 48), duration_s=(2.0, 3.0), classes=3)
+    gt = tmp_path / "annotations" / "gt.json"
+    assert json.loads(gt.read_text())["talkit"]["eval_preset"] == "thumos14"
+    ds = load_annotations(gt)
+    assert ds.name == "synthetic" and len(ds.classes) == 3 and ds.eval_preset == "thumos14"
+    dets = _write(tmp_path / "dets.json", _gt_as_results(gt, "test"))
+    code, out, err = run_eval(capsys, dets, gt, "--subset", "test", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["options"]["threshold_preset"] == load_config("lgbm_thumos14").eval.thresholds
+    assert list(report["mAP"]) == [f"0.{i}" for i in range(1, 10)]
+
+    # a gt.json written before the marker existed: THUMOS14 video ids say the same
+    doc = json.loads(gt.read_text())
+    del doc["talkit"]["eval_preset"]
+    old = _write(tmp_path / "old_gt.json", doc)
+    code, out, err = run_eval(capsys, dets, old, "--subset", "test", "--json")
+    assert code == 0, err
+    assert json.loads(out)["options"]["threshold_preset"] == "thumos14"
+
+
+def test_eval_auto_keeps_activitynet_thresholds_for_other_gt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gt = _write(
+        tmp_path / "gt.json",
+        {
+            "database": {
+                "abc123": {
+                    "subset": "validation",
+                    "annotations": [{"label": "Run", "segment": [1, 4]}],
+                }
+            }
+        },
+    )
+    dets = _write(tmp_path / "dets.json", _gt_as_results(gt, "validation"))
+    code, out, err = run_eval(capsys, dets, gt, "--json")
+    assert code == 0, err
+    assert json.loads(out)["options"]["threshold_preset"] == "activitynet"
+
+
+def test_eval_subset_hint_names_the_subsets_and_the_detections_subset(
+    gt_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dets_in_train = _write(
+        tmp_path / "train_dets.json",
+        {
+            "results": {
+                "video_validation_0000001": [{"label": "Diving", "score": 0.5, "segment": [0, 3]}]
+            }
+        },
+    )
+    code, _, err = run_eval(capsys, dets_in_train, gt_file)
+    assert code == 2
+    line = " ".join(err.split())
+    assert "several subsets: test (2 videos), train (1 videos)" in line
+    assert "e.g. --subset train" in line
+    code, _, err = run_eval(capsys, _write(tmp_path / "none.json", {"results": {}}), gt_file)
+    assert code == 2 and "e.g. --subset test" in " ".join(err.split())

@@ -116,8 +116,11 @@ def test_missing_unexpected_and_non_state_dict_files_are_named(tmp_path: Path) -
 
     pickled = tmp_path / "pickled.pt"
     torch.save({"args": argparse.Namespace(lr=0.1)}, pickled)
-    with pytest.raises(CheckpointError, match="refuses to unpickle"):
+    with pytest.raises(CheckpointError, match="contains objects other than tensors") as err:
         backbone.load_checkpoint("rgb", pickled)
+    assert "argparse.Namespace" in str(err.value) and "for safety" in str(err.value)
+    assert "weights_only" not in str(err.value)  # torch's advice to load it unsafely is gone
+    assert err.value.__cause__ is None and err.value.__suppress_context__
 
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         backbone.load_checkpoint("rgb", tmp_path / "nope.pt")

@@ -58,10 +58,9 @@ def test_round_trip_is_bit_exact(
         capsys, "store", "export", source_store.url, str(out), "--format", fmt, *extra
     )
     assert code == 0, err
-    import_fmt = {"npy": "npy-dir", "h5": "h5", "zarr": "zarr"}[fmt]
-    back = tmp_path / "back"
+    back = tmp_path / "back"  # import reads it back under the name export wrote it with
     code, out_text, err = run_cli(
-        capsys, "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", import_fmt
+        capsys, "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", fmt
     )
     assert code == 0, err
     assert "imported 3 videos" in out_text
@@ -359,3 +358,84 @@ def test_a_store_with_several_feature_sets_needs_one_chosen(
     code, _, err = run_cli(capsys, *imported, "--format", "zarr", "--source-feature-set", KEY)
     assert code == 0, err
     assert_same_feature_set(source_store, FeatureStore.open(str(tmp_path / "s")))
+
+
+def test_old_npy_dir_name_is_accepted_both_ways(
+    tmp_path: Path, source_store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out_npy"
+    code, text, err = run_cli(
+        capsys, "store", "export", source_store.url, str(out), "--format", "npy-dir"
+    )
+    assert code == 0, err
+    assert "(npy)" in text and (out / "rgb" / "video_a.npy").is_file()
+    back = tmp_path / "back"
+    code, _, err = run_cli(
+        capsys, "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", "npy-dir"
+    )
+    assert code == 0, err
+    assert_same_feature_set(source_store, FeatureStore.open(str(back)))
+
+
+def test_wtalc_export_writes_into_the_folder_and_imports_back_alone(
+    tmp_path: Path, source_store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = tmp_path / "exports"
+    parent.mkdir()
+    out = parent / "wtalc"
+    code, _, err = run_cli(
+        capsys, "store", "export", source_store.url, str(out), "--format", "wtalc"
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in parent.iterdir()) == ["wtalc"]  # nothing beside OUT
+    joint = out / f"{DS}-{FS}-JOINTFeatures.npy"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [joint.name, f"{joint.name}.talkit.json", "videoname.npy"]
+    )
+    assert len(load_wtalc_npy(joint)) == 3
+    # the export is enough to import: the file, or the folder, with no --annotations
+    for n, src in enumerate((joint, out)):
+        back = tmp_path / f"back{n}"
+        code, _, err = run_cli(
+            capsys, "store", "import", str(src), str(back), "-d", DS, "-f", FS, "--format", "wtalc"
+        )
+        assert code == 0, err
+        assert_same_feature_set(source_store, FeatureStore.open(str(back)))
+
+
+def test_wtalc_export_in_an_annotation_order_imports_back_without_annotations(
+    tmp_path: Path, source_store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    order = ["video_c", "video_a", "video_b"]
+    np.save(ann / "videoname.npy", np.array([v.encode() for v in order]))
+    out = tmp_path / "wtalc"
+    code, _, err = run_cli(
+        capsys, "store", "export", source_store.url, str(out), "--format", "wtalc",
+        "--annotations", str(ann),
+    )  # fmt: skip
+    assert code == 0, err
+    assert not (out / "videoname.npy").exists()
+    back = tmp_path / "back"
+    code, _, err = run_cli(
+        capsys, "store", "import", str(out), str(back), "-d", DS, "-f", FS, "--format", "wtalc"
+    )
+    assert code == 0, err  # names from the order the sidecar recorded
+    assert_same_feature_set(source_store, FeatureStore.open(str(back)))
+
+
+def test_wtalc_import_without_names_says_what_to_give(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    joint = np.empty(1, dtype=object)
+    joint[0] = np.zeros((4, 6), dtype=np.float32)
+    feats = tmp_path / "feats" / "X-I3D-JOINTFeatures.npy"
+    feats.parent.mkdir()
+    np.save(feats, joint, allow_pickle=True)
+    code, _, err = run_cli(
+        capsys, "store", "import", str(feats), str(tmp_path / "s"), "-d", DS, "-f", FS,
+        "--format", "wtalc",
+    )  # fmt: skip
+    assert code == 2
+    assert "no videoname.npy beside" in err and "--annotations DIR" in err

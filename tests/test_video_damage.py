@@ -158,3 +158,44 @@ def test_missing_file_is_an_input_error(tmp_path, capsys):
         main(["probe", str(tmp_path / "nope.mp4")])
     assert exit_info.value.code == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["truncated", "garbage_middle"])
+def test_damage_hint_says_what_a_user_can_do(broken, kind):
+    with pytest.raises(VideoDecodeError) as err, open_video(broken[kind]) as reader:
+        for _ in reader.iter_frames(fps=25):
+            pass
+    hint = err.value.hint or ""
+    assert f"talkit probe --full {broken[kind]}" in hint
+    assert "re-encode" in hint
+    assert "tolerate" not in str(err.value)  # no command-line option of that name exists
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["no_moov", "zero_bytes"])
+def test_probe_prints_only_talkits_line(broken, kind, capfd):
+    """decord's C++ core and its FFmpeg write to fd 2 themselves; none of that shows."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["probe", str(broken[kind])])
+    assert exit_info.value.code == 1
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and str(broken[kind]) in lines[0]
+    assert ".cc:" not in err and "moov atom" not in err
+
+
+@pytest.mark.timeout(20)
+def test_decord_open_failure_is_quiet_and_other_output_survives(broken, capfd):
+    import os
+
+    from talkit.extractors.video_decord import _decord_logs_caught
+
+    with pytest.raises(VideoDecodeError):
+        open_video(broken["no_moov"], backend="decord")
+    assert capfd.readouterr().err == ""
+    with _decord_logs_caught():
+        os.write(2, b"[16:17:01] /src/video/video_reader.cc:83: ERROR opening: x.mp4\n")
+        os.write(2, b"another thread's line\n")
+    assert capfd.readouterr().err == "another thread's line\n"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.cli_options import key_value
@@ -41,7 +42,8 @@ def _fmt(x: float | None) -> str:
 def _print_table(summary: dict, max_problems: int) -> None:
     console = Console()
     console.print(
-        f"[bold]{summary['path']}[/]  name={summary['name']}  format={summary['format']}",
+        f"[bold]{escape(summary['path'])}[/]  name={escape(summary['name'])}  "
+        f"format={summary['format']}  eval_preset={summary['eval_preset'] or 'unknown'}",
         highlight=False,
         soft_wrap=True,
     )
@@ -49,13 +51,15 @@ def _print_table(summary: dict, max_problems: int) -> None:
     for col in ("subset (as written)", "canonical", "videos", "instances"):
         table.add_column(col, justify="right" if col in ("videos", "instances") else "left")
     for name, counts in summary["subsets"].items():
-        table.add_row(name, counts["canonical"], str(counts["videos"]), str(counts["instances"]))
+        table.add_row(
+            escape(name), counts["canonical"], str(counts["videos"]), str(counts["instances"])
+        )
     table.add_row("[bold]total[/]", "", str(summary["videos"]), str(summary["instances"]))
     console.print(table)
 
     names = summary["class_names"]
     shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
-    console.print(f"[bold]classes:[/] {summary['classes']}  {shown}", highlight=False)
+    console.print(f"[bold]classes:[/] {summary['classes']}  {escape(shown)}", highlight=False)
     stats = summary["instance_duration_s"]
     console.print(
         f"[bold]instance duration (s):[/] n={stats['count']}  min={_fmt(stats['min'])}  "
@@ -148,13 +152,13 @@ def convert_cmd(
     console = Console()
     console.print(
         f"wrote {len(dataset.videos)} videos, {dataset.num_instances} instances, "
-        f"{len(dataset.classes)} classes as {to.value} to {out}",
+        f"{len(dataset.classes)} classes as {to.value} to {escape(str(out))}",
         highlight=False,
     )
     if dataset.problems:
         console.print(
-            f"[yellow]note:[/] {len(dataset.problems)} problem(s) in {src} were kept as written; "
-            f"see `talkit datasets inspect {src}`",
+            f"[yellow]note:[/] {len(dataset.problems)} problem(s) in {escape(str(src))} were "
+            f"kept as written; see `talkit datasets inspect {escape(str(src))}`",
             highlight=False,
         )
 
@@ -197,7 +201,9 @@ def bundled_cmd(
         typer.echo(str(entry.path))
         return
     written = bundled.copy_to(entry.name, copy_to)
-    Console().print(f"copied {len(written)} file(s) of {entry.name} to {copy_to}", highlight=False)
+    Console().print(
+        f"copied {len(written)} file(s) of {entry.name} to {escape(str(copy_to))}", highlight=False
+    )
 
 
 def register(app: typer.Typer) -> None:

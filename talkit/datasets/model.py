@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 CanonicalSplit = Literal["train", "val", "test", "unknown"]
+EvalPreset = Literal["thumos14", "activitynet", "hacs"]
+EVAL_PRESETS: tuple[str, ...] = ("thumos14", "activitynet", "hacs")
 
 # How subset names as written in the files map to the canonical train/val/test roles.
 # THUMOS14 trains on its *validation* videos and tests on its test videos; ActivityNet
@@ -80,6 +82,7 @@ class Problem(BaseModel):
 
     kind: Literal[
         "start_not_before_end",
+        "negative_time",
         "segment_beyond_duration",
         "unknown_label",
         "duplicate_video",
@@ -106,6 +109,10 @@ class Dataset(BaseModel):
     subset_canonical: dict[str, CanonicalSplit] = Field(
         default_factory=lambda: dict(SUBSET_CANONICAL)
     )
+    # How results on this dataset are scored by convention: the tIoU threshold preset
+    # (thumos14, activitynet, hacs) its papers report, when the file or its layout says
+    # so. ``talkit eval --preset auto`` reads it.
+    eval_preset: EvalPreset | None = None
 
     def class_index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.classes)}

@@ -34,7 +34,8 @@ def summarize(dataset: Dataset, *, path: str | None = None) -> dict[str, Any]:
 
     Keys: ``videos``, ``instances`` and ``classes`` (counts); ``subsets`` (subset as written
     -> {videos, instances, canonical}); ``problems`` (list of {kind, video_id, message});
-    plus ``path``, ``name``, ``format``, ``class_names`` (in class order),
+    plus ``path``, ``name``, ``format``, ``eval_preset`` (the tIoU threshold preset its
+    results are scored with, when known), ``class_names`` (in class order),
     ``problem_counts`` (kind -> count), ``instance_duration_s`` statistics and
     ``ambiguous`` (number of ambiguous intervals).
     """
@@ -48,6 +49,7 @@ def summarize(dataset: Dataset, *, path: str | None = None) -> dict[str, Any]:
         "path": path,
         "name": dataset.name,
         "format": dataset.source_format,
+        "eval_preset": dataset.eval_preset,
         "videos": len(dataset.videos),
         "instances": dataset.num_instances,
         "classes": len(dataset.classes),

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from talkit.errors import CheckpointError
+from talkit.torch_load import load_weights_only, torch_reason
 
 StateDict = dict[str, torch.Tensor]
 
@@ -54,14 +55,10 @@ def read_state_dict(
         )
     size = path.stat().st_size
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_weights_only(
+            path, hint="re-save just the state dict: torch.save(model.state_dict(), path)"
+        )
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
-            raise CheckpointError(
-                f"checkpoint {path} contains Python objects other than tensors and plain "
-                "containers; talkit refuses to unpickle them",
-                hint="re-save just the state dict: torch.save(model.state_dict(), path)",
-            ) from exc
         raise _unreadable(path, size, exc) from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise _unreadable(path, size, exc) from exc
@@ -95,7 +92,7 @@ def _is_tensor_dict(obj: Mapping) -> bool:
 def _unreadable(path: Path, size: int, exc: BaseException) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} ({size} bytes) could not be read; the file looks truncated or "
-        f"corrupt ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'})",
+        f"corrupt ({torch_reason(exc)})",
         hint="download it again and compare its size and sha256 with the source",
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.extractors.probe import ProbeResult, probe
@@ -22,7 +23,7 @@ def _fmt(value: object) -> str:
 
 def _print_table(result: ProbeResult) -> None:
     console = Console()
-    table = Table(title=f"probe: {result.path}", show_header=False)
+    table = Table(title=f"probe: {escape(str(result.path))}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     m = result.meta
@@ -38,7 +39,7 @@ def _print_table(result: ProbeResult) -> None:
             ("backend", m.backend + (f" ({m.backend_note})" if m.backend_note else "")),
         ]
         for key, value in rows:
-            table.add_row(key, value)
+            table.add_row(key, escape(str(value)))
     if result.status != "unchecked":
         colour = "green" if result.status == "ok" else "red"
         table.add_row("status", f"[{colour}]{result.status}[/]")
@@ -46,7 +47,7 @@ def _print_table(result: ProbeResult) -> None:
         table.add_row("last_timestamp_s", _fmt(result.last_timestamp_s))
         table.add_row("first_bad_s", _fmt(result.first_bad_s))
         if result.checked_with:
-            table.add_row("checked_with", result.checked_with)
+            table.add_row("checked_with", escape(result.checked_with))
     console.print(table)
 
 

@@ -23,10 +23,19 @@ from typing import Any, Literal
 from talkit.errors import VideoDecodeError
 
 Status = Literal["ok", "truncated", "corrupt", "unreadable"]
-HINT = (
-    "re-download or re-encode the file, or pass tolerate_damage=True "
-    "(--tolerate-damage) to keep the decodable prefix"
-)
+
+
+def damage_hint(path: str) -> str:
+    """What a user can do about a damaged file, from any command that met it.
+
+    (From Python, ``extract_video(..., tolerate_damage=True)`` and
+    ``iter_frames(tolerate_damage=True)`` keep the decodable prefix instead; the
+    command-line tools do not, so the hint does not offer it.)
+    """
+    return (
+        f"`talkit probe --full {path}` shows where it breaks; re-download the file, or "
+        "re-encode it (e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`) and point talkit at the copy"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Damage:
             path=self.path,
             frames_decoded=self.frames_decoded,
             frames_expected=self.frames_expected,
-            hint=HINT,
+            hint=damage_hint(self.path),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,11 @@ are worked around here:
   enough to flip a nearest-frame decision), so exact integer timestamps are read from
   the container's packets with PyAV instead;
 - ``get_batch`` seeks, which is slow for every-other-frame patterns, so frames are read
-  strictly in order with ``next()`` and subsampled afterwards.
+  strictly in order with ``next()`` and subsampled afterwards;
+- it logs to the process's stderr on its own (FFmpeg's messages, and its C++ core's
+  ``video_reader.cc:83: ERROR opening: ...`` lines) besides raising, so FFmpeg's logging
+  is turned off through decord's logging API and the C++ lines are caught around opening a
+  file: the user sees talkit's one-line error, which already carries decord's reason.
 
 Frames leave decord through DLPack into a NumPy view (no copy, no torch import). decord
 0.6 works with NumPy 2.x; its own ``asnumpy()`` works too but copies every frame.
@@ -15,8 +19,13 @@ Frames leave decord through DLPack into a NumPy view (no copy, no torch import).
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,12 +47,48 @@ class DecordUnsuitable(DecordUnavailable):
     """decord opens the file but would return wrong frames (e.g. MP4 edit lists)."""
 
 
+# A line decord's C++ core (``[16:17:01] /.../video_reader.cc:83: ERROR ...``) or its
+# FFmpeg (``[mov,mp4,m4a @ 0x55...] moov atom not found``) writes to stderr itself.
+_FD2_LOCK = threading.Lock()  # one redirection of fd 2 at a time, process-wide
+_DECORD_LOG_LINE = re.compile(rb"^\[\d\d:\d\d:\d\d\] \S+:\d+: |^\[[^\]\n]* @ 0x[0-9a-f]+\] ")
+
+
 def _import_decord() -> Any:
     try:
         import decord
     except ImportError as exc:  # pragma: no cover - decord is a dependency
         raise DecordUnavailable(f"decord is not installed ({exc})") from exc
+    decord.logging.set_level(decord.logging.QUIET)  # talkit reports damage itself
     return decord
+
+
+@contextmanager
+def _decord_logs_caught() -> Iterator[None]:
+    """Keep the lines decord's C++ code writes to file descriptor 2 off the terminal.
+
+    fd 2 goes to a temporary file while the block runs; afterwards every line that is
+    not one of decord's log lines is written to the real stderr, so output of other
+    threads in the meantime is delayed, not lost.
+    """
+    with _FD2_LOCK, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [ln for ln in caught.read().splitlines(True) if not _DECORD_LOG_LINE.match(ln)]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _open_decord(decord: Any, path: Path, num_threads: int) -> Any:
+    """``decord.VideoReader`` with its own stderr lines caught (its exception keeps them)."""
+    with _decord_logs_caught():
+        return decord.VideoReader(str(path), num_threads=num_threads)
 
 
 def _packet_timeline(path: Path) -> tuple[list[int], list[bool], int, Fraction] | None:
@@ -123,7 +168,7 @@ class DecordReader(VideoReader):
         self._decord = decord
         self._num_threads = num_threads
         try:
-            vr = decord.VideoReader(str(path), num_threads=num_threads)
+            vr = _open_decord(decord, path, num_threads)
         except (decord.DECORDError, RuntimeError) as exc:
             raise DecordUnavailable(_short(exc)) from exc
         n = len(vr)
@@ -164,7 +209,7 @@ class DecordReader(VideoReader):
         vr = self._vr
         self._vr = None  # a reader is used once; iterate again -> reopen from the start
         if vr is None:
-            vr = decord.VideoReader(str(self._path), num_threads=self._num_threads)
+            vr = _open_decord(decord, self._path, self._num_threads)
         pts, tb = self._pts, float(self._tb)
         p0 = pts[0]
         for j in range(len(pts)):

@@ -123,6 +123,22 @@ def extract_command(
     from talkit.pipelines.progress import RichProgress, RunObserver, print_summary
     from talkit.pipelines.run import ExtractJob, run_extraction
 
+    flags = {  # config field -> (option, the text the user gave)
+        "backbones": ("--backbone", backbone),
+        "streams": ("--streams", streams),
+        "flow": ("--flow", flow),
+        "input_size": ("--input-size", input_size),
+        "resize_short": ("--resize-short", resize_short),
+        "random_weights_seed": ("--random-weights", random_weights),
+        "num_workers": ("--num-workers", num_workers),
+        "torch_threads": ("--threads", threads),
+        "batch_size": ("--batch-size", batch_size),
+        "device": ("--device", device),
+        "max_failures": ("--max-failures", max_failures),
+        "commit_every": ("--commit-every", commit_every),
+        "frames_fps": ("--frames-fps", frames_fps),
+        "checkpoints": ("--checkpoint", " --checkpoint ".join(checkpoint) or None),
+    }
     cfg = load_extract_config(
         config,
         {
@@ -141,6 +157,7 @@ def extract_command(
             "frames_fps": frames_fps,
             "checkpoints": parse_checkpoints(checkpoint) or None,
         },
+        sources={k: f"{opt} {text}" for k, (opt, text) in flags.items() if text is not None},
     )
     if resize_short is not None and resize_short.strip().lower() == "none":
         cfg = cfg.model_copy(update={"resize_short": None})

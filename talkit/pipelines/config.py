@@ -86,12 +86,21 @@ class ExtractConfig(BaseModel):
 
 
 def load_extract_config(
-    path_or_name: str | Path | None = None, overrides: dict[str, Any] | None = None
+    path_or_name: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    sources: dict[str, str] | None = None,
 ) -> ExtractConfig:
-    """A preset or YAML file (or the defaults), with ``overrides`` applied, validated."""
+    """A preset or YAML file (or the defaults), with ``overrides`` applied, validated.
+
+    ``sources`` names the command-line text behind each override (``{"flow": "--flow
+    tvl2"}``): an invalid override is reported against it, not against the preset.
+    """
     doc: dict[str, Any] = {}
     where = "<defaults>"
     if path_or_name is not None:
         doc, where = read_preset("extract", path_or_name)
-    doc.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return validate_config(ExtractConfig, doc, where, "extract")
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    doc.update(given)
+    named = {k: v for k, v in (sources or {}).items() if k in given}
+    return validate_config(ExtractConfig, doc, where, "extract", sources=named)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from talkit.pipelines.config import ExtractConfig
 from talkit.pipelines.plan import plan_videos
@@ -94,10 +95,13 @@ def run_demo(
     duration = (duration_s, duration_s) if duration_s else DEMO_DURATION_S
     steps = 4 if train_iterations > 0 else 3
     if manifest.is_file() and len(list((data / "videos").glob("*"))) == num_videos:
-        console.print(f"[bold]1/{steps}[/] reusing the {num_videos} synthetic videos in {data}")
+        console.print(
+            f"[bold]1/{steps}[/] reusing the {num_videos} synthetic videos in {escape(str(data))}"
+        )
     else:
         console.print(
-            f"[bold]1/{steps}[/] generating {num_videos} synthetic action videos in {data}"
+            f"[bold]1/{steps}[/] generating {num_videos} synthetic action videos in "
+            f"{escape(str(data))}"
         )
         generate_videos(
             data,
@@ -111,7 +115,7 @@ def run_demo(
     annotations = data / "annotations" / "gt.json"
     console.print(
         f"[bold]2/{steps}[/] extracting random-weight I3D rgb + flow (TV-L1) features of the videos "
-        f"named in {annotations} into {store}"
+        f"named in {escape(str(annotations))} into {escape(str(store))}"
     )
     job = ExtractJob(
         plan=plan_videos(annotations),
@@ -136,13 +140,15 @@ def run_demo(
             train_demo_model(store, annotations, out / "train-lgbm", train_iterations, console)
         except (ClassMismatchError, EmptySplitError) as exc:
             console.print(
-                f"[yellow]training skipped:[/] {exc}. These {num_videos} videos are too few "
+                f"[yellow]training skipped:[/] {escape(str(exc))}. These {num_videos} videos "
+                "are too few "
                 "to train on; the default (16 videos of 6-10 s) trains."
             )
     console.print(
         "\n[yellow]These features come from random weights[/] (the spec says so): use them to "
         "try the tools, not to measure anything.\nNext: "
-        f"`talkit store log {store}`, `talkit store info {store}`; real features need "
+        f"`talkit store log {escape(str(store))}`, `talkit store info {escape(str(store))}`; "
+        "real features need "
         "`talkit extract ... --checkpoint rgb=rgb_imagenet.pt --checkpoint flow=flow_imagenet.pt`."
     )
     return report
@@ -163,7 +169,9 @@ def train_demo_model(
         shutil.rmtree(run_dir)  # the demo's own run, re-made from the same seed
     result = train(cfg, store=str(store), annotations=annotations, out=run_dir, show_progress=False)
     print_report(result.report, console)
-    console.print(f"run directory: {run_dir} (config, checkpoints, metrics, detections, plots)")
+    console.print(
+        f"run directory: {escape(str(run_dir))} (config, checkpoints, metrics, detections, plots)"
+    )
     return result.report
 
 
@@ -183,27 +191,27 @@ def print_store_summary(url: str, console: Console) -> None:
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         grid.add_row("videos", f"{fs['videos']} ({fs['snippets']} snippets)")
-        grid.add_row("streams", ", ".join(f"{n}={d}" for n, d in fs["streams"].items()))
+        grid.add_row("streams", escape(", ".join(f"{n}={d}" for n, d in fs["streams"].items())))
         grid.add_row(
             "sampling",
             f"{spec.get('fps')} fps, clip {spec.get('clip_len')}, stride {spec.get('stride')}, "
             f"input {params.get('input_size')} px",
         )
         weights = spec.get("checkpoints") or {}
-        grid.add_row("weights", ", ".join(f"{s}: {w}" for s, w in weights.items()) or "-")
+        grid.add_row("weights", escape(", ".join(f"{s}: {w}" for s, w in weights.items()) or "-"))
         if flow:
-            grid.add_row("flow", f"{flow.get('method')} ({flow.get('label', '')})")
+            grid.add_row("flow", escape(f"{flow.get('method')} ({flow.get('label', '')})"))
         if params.get("random_weights"):
             grid.add_row("note", "[yellow]random weights: not real features[/]")
         grid.add_row(
             "stored", f"{fs['bytes_stored'] / 1024:.0f} KiB of {fs['bytes_logical'] / 1024:.0f} KiB"
         )
-        console.print(f"[bold cyan]{key}[/]")
+        console.print(f"[bold cyan]{escape(key)}[/]")
         console.print(grid)
     log = store.log()
     if log:
         head = log[0]
         console.print(
-            f"version {head.id} ({head.written_at:%Y-%m-%d %H:%M:%S}): {head.message}; "
+            f"version {head.id} ({head.written_at:%Y-%m-%d %H:%M:%S}): {escape(head.message)}; "
             f"{len(log)} commits in all"
         )

@@ -2,7 +2,8 @@
 
 ``--videos`` takes one of three things, told apart by what is on disk:
 
-- a **directory** of video files (searched recursively; the id is the file stem);
+- a **directory** of video files (searched recursively, hidden folders skipped; the id
+  is the file stem; hidden files are recorded as rejected, not extracted);
 - an **annotation file** (ActivityNet-layout JSON, THUMOS14 per-class text files, a W-TALC
   .npy set): only the videos it names are extracted, found by file stem in a video
   directory (``video_dir``, or by default ``<annotations>/videos``,
@@ -79,12 +80,20 @@ def is_video_file(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
 
 
-def scan_directory(directory: Path) -> list[Path]:
-    """Video files under ``directory``, recursively, in a stable (sorted) order."""
+def scan_directory(directory: Path, *, hidden: bool = False) -> list[Path]:
+    """Video files under ``directory``, recursively, in a stable (sorted) order.
+
+    Hidden folders are not searched; ``hidden=True`` returns the hidden video files
+    (``.x.mp4``, macOS's ``._x.mp4``) of the searched folders instead.
+    """
     found: list[Path] = []
     for root, dirs, files in os.walk(directory, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files) if is_video_file(Path(f)))
+        found.extend(
+            Path(root) / f
+            for f in sorted(files)
+            if Path(f).suffix.lower() in VIDEO_EXTENSIONS and f.startswith(".") == hidden
+        )
     return sorted(found)
 
 
@@ -144,16 +153,26 @@ def _is_annotation_source(path: Path) -> bool:
 
 
 def from_directory(directory: Path) -> Plan:
-    """Every video file under ``directory``; the id is the file stem."""
+    """Every video file under ``directory``; the id is the file stem.
+
+    Hidden files (``.x.mp4``) are not extracted; they are recorded as rejected, with why.
+    """
     files = scan_directory(directory)
+    hidden = scan_directory(directory, hidden=True)
     if not files:
         raise InputError(
-            f"no video files found under {directory}",
+            f"no video files found under {directory}"
+            + (f" ({len(hidden)} hidden one(s), named '.*', are not extracted)" if hidden else ""),
             hint=f"looked for {', '.join(sorted(VIDEO_EXTENSIONS))}; frame folders go in a "
             "text list",
         )
     by_id = _unique_by_id(((p.stem, p) for p in files), str(directory))
     items, rejected = _check_ids([VideoItem(v, p) for v, p in sorted(by_id.items())])
+    rejected += [
+        Rejected(p.stem, p, "InputError", f"{p} is a hidden file (its name starts with '.'), "
+                 "so it is not extracted (rename it to extract it, or move it out of the folder)")
+        for p in hidden
+    ]  # fmt: skip
     return Plan(directory, "directory", items, rejected=rejected, video_dir=directory)
 
 

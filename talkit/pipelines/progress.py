@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -105,17 +106,19 @@ class RichProgress(RunObserver):
         if report.skipped:
             self.console.print(
                 f"resuming: {len(report.skipped)} of {report.planned} videos are already in "
-                f"the store with the same source and spec; extracting {todo}"
+                f"the store with the same source and spec; extracting {todo}",
+                highlight=False,
             )
         if report.missing:
             self.console.print(
                 f"[yellow]{len(report.missing)} video(s) named in the annotations have no "
-                f"file[/] (listed in the report): {', '.join(report.missing[:5])}"
-                + (" ..." if len(report.missing) > 5 else "")
+                f"file[/] (listed in the report): {escape(', '.join(report.missing[:5]))}"
+                + (" ..." if len(report.missing) > 5 else ""),
+                highlight=False,
             )
         self._progress.start()
         self._task = self._progress.add_task(
-            f"extract {report.dataset}", total=todo, snippets=0, failed=0
+            f"extract {escape(report.dataset)}", total=todo, snippets=0, failed=0
         )
 
     def on_workers(self, num_workers: int, num_nodes: int) -> None:
@@ -131,13 +134,15 @@ class RichProgress(RunObserver):
         if self._task is not None:
             self._progress.update(self._task, advance=1, failed=self._failed)
         self._progress.console.print(
-            f"[red]failed[/] {failure.video_id}: {failure.error_type}: {failure.message}",
+            f"[red]failed[/] {escape(f'{failure.video_id}: {failure.error_type}: {failure.message}')}",
             highlight=False,
             soft_wrap=True,
         )
 
     def on_retry(self, video_id: str, reason: str) -> None:
-        self._progress.console.print(f"[yellow]retrying[/] {video_id}: {reason}", highlight=False)
+        self._progress.console.print(
+            f"[yellow]retrying[/] {escape(f'{video_id}: {reason}')}", highlight=False
+        )
 
     def on_finish(self, report: RunReport) -> None:
         super().on_finish(report)
@@ -146,11 +151,14 @@ class RichProgress(RunObserver):
 
 def summary_table(report: RunReport) -> Table:
     """Videos, snippets, time, throughput, failures and the store version written."""
-    table = Table(title=f"talkit extract: {report.dataset} -> {report.store}", show_header=False)
+    table = Table(
+        title=f"talkit extract: {escape(report.dataset)} -> {escape(report.store)}",
+        show_header=False,
+    )
     table.add_column("", style="bold")
     table.add_column("")
     extracted = len(report.extracted)
-    table.add_row("feature sets", ", ".join(report.feature_sets))
+    table.add_row("feature sets", escape(", ".join(report.feature_sets)))
     table.add_row(
         "videos",
         f"{report.planned} planned: {extracted} extracted, {len(report.skipped)} already done, "
@@ -178,7 +186,7 @@ def summary_table(report: RunReport) -> Table:
         report.version or "unchanged (nothing new to commit)",
     )
     if report.aborted:
-        table.add_row("stopped", f"[red]{report.aborted}[/]")
+        table.add_row("stopped", f"[red]{escape(report.aborted)}[/]")
     return table
 
 
@@ -190,7 +198,7 @@ def failures_table(failures: list[Failure], limit: int = 20) -> Table:
     table.add_column("message", overflow="fold")
     for f in failures[:limit]:
         kind = f" ({f.kind})" if f.kind else ""
-        table.add_row(f.video_id, f"{f.error_type}{kind}", f.message)
+        table.add_row(escape(f.video_id), escape(f"{f.error_type}{kind}"), escape(f.message))
     if len(failures) > limit:
         table.add_row("...", "", f"{len(failures) - limit} more in the JSON report")
     return table
@@ -202,4 +210,4 @@ def print_summary(report: RunReport, console: Console, report_path: str | None =
     if report.failures:
         console.print(failures_table(report.failures))
     if report_path:
-        console.print(f"report: {report_path}")
+        console.print(f"report: {escape(report_path)}", highlight=False)

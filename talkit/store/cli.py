@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.store.errors import StoreError
@@ -22,18 +23,31 @@ store_app = typer.Typer(
 
 
 class ImportFormat(StrEnum):
-    npy_dir = "npy-dir"
+    """What import reads: the names export writes, plus DGAM's folders."""
+
+    npy = "npy"
     wtalc = "wtalc"
     dgam = "dgam"
     h5 = "h5"
     zarr = "zarr"
+    npy_dir = "npy-dir"  # the old import name of npy
 
 
 class ExportFormat(StrEnum):
+    """What export writes; import reads each back under the same name."""
+
     npy = "npy"
+    wtalc = "wtalc"
     h5 = "h5"
     zarr = "zarr"
-    wtalc = "wtalc"
+    npy_dir = "npy-dir"  # accepted so that both directions take the same names
+
+
+_ALIASES = {"npy-dir": "npy"}
+
+
+def _format_name(fmt: StrEnum) -> str:
+    return _ALIASES.get(fmt.value, fmt.value)
 
 
 def _console() -> Console:
@@ -75,12 +89,12 @@ def log_cmd(
     console = _console()
     for c in commits:
         meta = c.metadata.get("talkit", {}) if isinstance(c.metadata, dict) else {}
-        refs = [f"tag:{t}" for t in c.tags] + [f"branch:{b}" for b in c.branches]
+        refs = [f"tag:{escape(t)}" for t in c.tags] + [f"branch:{escape(b)}" for b in c.branches]
         videos = f"{meta['videos']} videos" if "videos" in meta else ""
         console.print(
             f"[yellow]{c.id}[/]  {c.written_at:%Y-%m-%d %H:%M:%S}  "
             + (f"[cyan]({', '.join(refs)})[/]  " if refs else "")
-            + c.message
+            + escape(c.message)
             + (f"  [dim]{videos}[/]" if videos else "")
         )
 
@@ -98,7 +112,7 @@ def tag_cmd(
 
     opened = FeatureStore.open(store, version=version)
     snapshot = opened.tag(name)
-    _console().print(f"tagged {snapshot} as [bold]{name}[/]")
+    _console().print(f"tagged {snapshot} as [bold]{escape(name)}[/]")
 
 
 @store_app.command("diff")
@@ -116,25 +130,25 @@ def diff_cmd(
         typer.echo(json.dumps(result.to_dict(), indent=1, default=str))
         return
     console = _console()
-    console.print(f"[bold]diff {a} -> {b}[/]")
+    console.print(f"[bold]diff {escape(a)} -> {escape(b)}[/]")
     if result.is_empty():
         console.print("no differences")
         return
     for key in result.feature_sets_added:
-        console.print(f"[green]+ feature set {key}[/]")
+        console.print(f"[green]+ feature set {escape(key)}[/]")
     for key in result.feature_sets_removed:
-        console.print(f"[red]- feature set {key}[/]")
+        console.print(f"[red]- feature set {escape(key)}[/]")
     for key, entry in result.feature_sets.items():
-        console.print(f"[bold]~ feature set {key}[/]")
+        console.print(f"[bold]~ feature set {escape(key)}[/]")
         for field, (old, new) in entry.spec_changes.items():
-            console.print(f"    spec {field}: {old!r} -> {new!r}")
+            console.print(escape(f"    spec {field}: {old!r} -> {new!r}"))
         for label, ids, style in (
             ("added", entry.videos_added, "green"),
             ("removed", entry.videos_removed, "red"),
             ("changed", entry.videos_changed, "yellow"),
         ):
             if ids:
-                console.print(f"    [{style}]{label} ({len(ids)}):[/] {', '.join(ids)}")
+                console.print(f"    [{style}]{label} ({len(ids)}):[/] {escape(', '.join(ids))}")
 
 
 @store_app.command("info")
@@ -152,8 +166,9 @@ def info_cmd(
         return
     console = _console()
     console.print(
-        f"[bold]{info['url']}[/]  engine={info['engine']}  format={info['format_version']}  "
-        f"version={info['version'] or '-'}  snapshot={info['snapshot_id'] or '-'}  "
+        f"[bold]{escape(info['url'])}[/]  engine={info['engine']}  "
+        f"format={info['format_version']}  version={escape(info['version'] or '-')}  "
+        f"snapshot={info['snapshot_id'] or '-'}  "
         f"on disk={_human(info['bytes_on_disk'])} (all versions)"
     )
     if not info["feature_sets"]:
@@ -166,16 +181,19 @@ def info_cmd(
         sampling = ", ".join(
             f"{k} {spec[k]}" for k in ("fps", "clip_len", "stride") if spec.get(k) is not None
         )
-        grid.add_row("backbone", f"{spec['backbone']}" + (f"  ({sampling})" if sampling else ""))
+        grid.add_row(
+            "backbone", escape(f"{spec['backbone']}" + (f"  ({sampling})" if sampling else ""))
+        )
         incomplete = f"  (+{fs['incomplete']} incomplete)" if fs["incomplete"] else ""
         grid.add_row("videos", f"{fs['videos']}{incomplete}  ({fs['snippets']} snippets)")
         grid.add_row(
             "streams",
-            ", ".join(f"{n}={d}" for n, d in fs["streams"].items()) + f"  dtype {fs['dtype']}",
+            escape(", ".join(f"{n}={d}" for n, d in fs["streams"].items()))
+            + f"  dtype {fs['dtype']}",
         )
-        chunks = ", ".join(f"{n} {c[0]}x{c[1]}" for n, c in fs["chunks"].items()) or "-"
+        chunks = escape(", ".join(f"{n} {c[0]}x{c[1]}" for n, c in fs["chunks"].items()) or "-")
         grid.add_row("chunks", f"{chunks}  (snippets x dims)")
-        grid.add_row("compression", fs["compression"])
+        grid.add_row("compression", escape(str(fs["compression"])))
         ratio = f"{fs['compression_ratio']:.2f}x" if fs["compression_ratio"] else "-"
         grid.add_row(
             "stored",
@@ -186,7 +204,7 @@ def info_cmd(
                 "float16 error",
                 f"max abs {err['max_abs']:.2e}, max rel {err['max_rel']:.2e}, rmse {err['rmse']:.2e}",
             )
-        console.print(f"[bold cyan]{key}[/]")
+        console.print(f"[bold cyan]{escape(key)}[/]")
         console.print(grid)
 
 
@@ -196,12 +214,17 @@ def import_cmd(
     store: str = typer.Argument(..., help="Store to import into (created if absent)."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, e.g. thumos14."),
     feature_set: str = typer.Option(..., "--feature-set", "-f", help="Feature set name, e.g. i3d."),
-    fmt: ImportFormat = typer.Option(..., "--format", help="Source format."),
+    fmt: ImportFormat = typer.Option(
+        ..., "--format", help="Source format (the names export uses; npy-dir = npy)."
+    ),
     streams: str | None = typer.Option(
         None, "--streams", help="Split single arrays into streams, e.g. rgb=1024,flow=1024."
     ),
     annotations: Path | None = typer.Option(
-        None, "--annotations", help="W-TALC annotation folder (with videoname.npy)."
+        None,
+        "--annotations",
+        help="W-TALC annotation folder (with videoname.npy); default: the one beside SRC, "
+        "as a wtalc export writes it.",
     ),
     source_feature_set: str | None = typer.Option(
         None, "--source-feature-set", help="For --format zarr: which DATASET/NAME to copy."
@@ -254,20 +277,20 @@ def import_cmd(
         "fps": fps,
         "clip_len": clip_len,
         "stride": stride,
-        "params": {"imported_from": fmt.value},
+        "params": {"imported_from": _format_name(fmt)},
     }
     try:
         storage = StorageOptions(codec=codec, **({"chunk_t": chunk_t} if chunk_t else {}))
     except ValueError as exc:
         raise StoreError(f"invalid storage options: {exc}") from exc
     try:
-        with video_progress(f"import {fmt.value}") as on_video:
+        with video_progress(f"import {_format_name(fmt)}") as on_video:
             count = import_features(
                 src,
                 target,
                 dataset=dataset,
                 feature_set=feature_set,
-                fmt=fmt.value,
+                fmt=_format_name(fmt),
                 base_spec=base_spec,
                 split=parse_streams(streams),
                 dtype=dtype,
@@ -285,7 +308,7 @@ def import_cmd(
         raise
     target.refresh()
     _console().print(
-        f"imported {count} videos into {store} as {dataset}/{feature_set} "
+        f"imported {count} videos into {escape(store)} as {escape(dataset)}/{escape(feature_set)} "
         f"(snapshot {target.snapshot_id or '-'})"
     )
 
@@ -293,8 +316,12 @@ def import_cmd(
 @store_app.command("export")
 def export_cmd(
     store: str = typer.Argument(..., help="Store path or URL."),
-    out: Path = typer.Argument(..., help="Output folder (npy, zarr) or file (h5, wtalc)."),
-    fmt: ExportFormat = typer.Option(..., "--format", help="Output format."),
+    out: Path = typer.Argument(
+        ..., help="Output folder (npy, zarr, wtalc) or file (h5; wtalc also takes a .npy path)."
+    ),
+    fmt: ExportFormat = typer.Option(
+        ..., "--format", help="Output format (import reads it back under the same name)."
+    ),
     feature_set: str | None = typer.Option(
         None, "--feature-set", "-f", help="DATASET/NAME (needed when the store has several)."
     ),
@@ -315,11 +342,11 @@ def export_cmd(
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         raise StoreError(f"export target {out} already exists", hint="pick a new path")
     try:
-        with video_progress(f"export {fmt.value}") as on_video:
+        with video_progress(f"export {_format_name(fmt)}") as on_video:
             count = export_features(
                 source,
                 out,
-                fmt=fmt.value,
+                fmt=_format_name(fmt),
                 feature_set=feature_set,
                 layout=layout,
                 annotations=annotations,
@@ -331,7 +358,7 @@ def export_cmd(
         elif out.exists():
             out.unlink()
         raise
-    _console().print(f"exported {count} videos to {out} ({fmt.value})")
+    _console().print(f"exported {count} videos to {escape(str(out))} ({_format_name(fmt)})")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,10 @@
     and by ``FeatureStore.open``.
   - ``wtalc``: the W-TALC joint-feature object array (streams concatenated in spec order),
     in the order of ``videoname.npy`` from ``annotations`` (or sorted, with a
-    ``videoname.npy`` written beside it). Sidecar: ``<file>.talkit.json``.
+    ``videoname.npy`` written beside it). ``out`` is a folder that receives
+    ``<dataset>-<name>-JOINTFeatures.npy`` (W-TALC's naming), or a ``.npy`` file path.
+    Sidecar: ``<file>.talkit.json``. ``talkit store import OUT --format wtalc`` reads it
+    back with no other option.
 
 Arrays are written exactly as stored (float32 stays bit-identical; float16 stays float16).
 """
@@ -31,6 +34,8 @@ from talkit.store.spec import TIMESTAMPS
 from talkit.store.store import FeatureStore
 
 FORMATS = ("npy", "h5", "zarr", "wtalc")
+# The import command's old name for ``npy``, accepted here too so both directions agree.
+FORMAT_ALIASES = {"npy-dir": "npy"}
 
 Progress = Callable[[str], None] | None
 
@@ -124,10 +129,20 @@ def export_zarr(fs: FeatureSet, out: Path, *, on_video: Progress = None) -> int:
 def export_wtalc(
     fs: FeatureSet, out: Path, *, annotations: Path | None = None, on_video: Progress = None
 ) -> int:
-    """The W-TALC joint-feature object array, in the annotation folder's video order."""
+    """The W-TALC joint-feature object array, in the annotation folder's video order.
+
+    ``out`` ending in ``.npy`` is the file to write; anything else is a folder to write
+    ``<dataset>-<name>-JOINTFeatures.npy`` (and ``videoname.npy``, the sidecar) into.
+    """
     if out.suffix != ".npy":
-        out = out.with_name(out.name + ".npy")  # np.save would add it anyway
+        _prepare_out(out, is_dir=True, overwrite=False)
+        out = out / f"{fs.dataset}-{fs.name}-JOINTFeatures.npy"
     _prepare_out(out, is_dir=False, overwrite=False)
+    if annotations is None and out.with_name("videoname.npy").exists():
+        raise StoreError(
+            f"{out.with_name('videoname.npy')} already exists",
+            hint="export into a new folder (exports never overwrite silently)",
+        )
     if annotations is not None:
         from talkit.datasets import load_wtalc_npy
 
@@ -167,6 +182,7 @@ def export_features(
     key = choose_feature_set(store, feature_set, where=f"store {store.url}", option="--feature-set")
     fs = store.feature_set(key)
     path = Path(out)
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt == "npy":
         return export_npy(fs, path, layout=layout, on_video=on_video)
     if fmt == "h5":

@@ -1,12 +1,14 @@
 """Bringing features from existing code into a store.
 
-Formats (``fmt``):
-  - ``npy-dir``: per-video ``.npy`` files. Either one folder per stream (BaSNet:
+Formats (``fmt``), named as ``talkit store export`` names them:
+  - ``npy`` (also ``npy-dir``): per-video ``.npy`` files. Either one folder per stream (BaSNet:
     ``rgb/<vid>.npy`` + ``flow/<vid>.npy``) or the files directly in SRC, one (T, D) array
     per video (ActionFormer), split into streams by ``split`` (default: one stream).
   - ``dgam``: DGAM's ``rgb_features/`` and ``flow_features/`` folders.
-  - ``wtalc``: the W-TALC single-file object array (``*-I3D-JOINTFeatures.npy``), read
-    with a restricted unpickler, named by ``videoname.npy`` in its annotation folder.
+  - ``wtalc``: the W-TALC single-file object array (``*-I3D-JOINTFeatures.npy``, or the
+    folder a ``wtalc`` export wrote), read with a restricted unpickler, named by
+    ``videoname.npy`` in its annotation folder (default: beside the file, else the order
+    the export's sidecar records).
   - ``h5``: an HDF5 file with one dataset per video (or one group per video holding a
     dataset per stream, as ``talkit store export --format h5`` writes).
   - ``zarr``: a plain zarr v3 directory (or another talkit store) in the talkit layout.
@@ -32,7 +34,9 @@ from talkit.store.sidecar import Sidecar, user_attrs
 from talkit.store.spec import TIMESTAMPS, FeatureSetSpec, StorageOptions, split_feature_set
 from talkit.store.store import FeatureStore
 
-FORMATS = ("npy-dir", "wtalc", "dgam", "h5", "zarr")
+FORMATS = ("npy", "wtalc", "dgam", "h5", "zarr")
+# Older names still accepted: ``npy-dir`` was the import name of ``npy``.
+FORMAT_ALIASES = {"npy-dir": "npy"}
 H5_SPEC_ATTR = "talkit_spec"
 H5_ATTRS_ATTR = "talkit_attrs"
 
@@ -120,7 +124,7 @@ def _with_sidecar(video: SourceVideo, sidecar: Sidecar | None) -> SourceVideo:
 def open_npy_dir(src: Path) -> Source:
     """Per-video .npy files: stream folders, or single (T, D) files directly in SRC."""
     if not src.is_dir():
-        raise StoreError(f"{src} is not a directory", hint="--format npy-dir takes a folder")
+        raise StoreError(f"{src} is not a directory", hint="--format npy takes a folder")
     sidecar = Sidecar.find(src)
     direct = sorted(src.glob("*.npy"))
     if direct and (sidecar is None or sidecar.layout == "concat"):
@@ -161,33 +165,63 @@ def _decode_names(array: np.ndarray) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(array)]
 
 
+def _wtalc_file(src: Path) -> Path:
+    """The joint-feature file of a W-TALC export folder (or ``src`` itself, a file)."""
+    if not src.is_dir():
+        return src
+    exported = [p.with_name(p.name.removesuffix(".talkit.json")) for p in src.glob("*.talkit.json")]
+    candidates = [p for p in exported if p.is_file()] or sorted(src.glob("*JOINTFeatures.npy"))
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in candidates) or "none"
+        raise StoreError(
+            f"{src} is a folder, and it does not hold exactly one W-TALC feature file "
+            f"(found: {found})",
+            hint="give the *-JOINTFeatures.npy file itself",
+        )
+    return candidates[0]
+
+
+def _wtalc_names(src: Path, annotations: Path | None, sidecar: Sidecar | None) -> list[str]:
+    """Video names of a W-TALC array: ``annotations``/videoname.npy, else the one beside
+    the file (what an export writes), else the order the export's sidecar records."""
+    from talkit.datasets import load_wtalc_npy
+
+    folder = annotations if annotations is not None else src.parent
+    names_path = folder / "videoname.npy"
+    if names_path.is_file():
+        return _decode_names(load_wtalc_npy(names_path))
+    if annotations is None and sidecar is not None:
+        return sidecar.video_ids()
+    if annotations is None:
+        raise StoreError(
+            f"--format wtalc needs the video names: no videoname.npy beside {src}",
+            hint="give the annotation folder with --annotations DIR (the folder with "
+            "videoname.npy, e.g. Thumos14reduced-Annotations/)",
+        )
+    raise StoreError(f"{names_path} not found", hint="point --annotations at the W-TALC folder")
+
+
 def open_wtalc(src: Path, annotations: Path | None) -> Source:
     """The W-TALC joint-feature object array, one (T, D) array per video of videoname.npy."""
     from talkit.datasets import load_wtalc_npy
 
-    if annotations is None:
-        raise StoreError(
-            "--format wtalc needs the annotation folder (--annotations DIR) for video names",
-            hint="it is the folder with videoname.npy, e.g. Thumos14reduced-Annotations/",
-        )
-    names_path = annotations / "videoname.npy"
-    if not names_path.is_file():
-        raise StoreError(f"{names_path} not found", hint="point --annotations at the W-TALC folder")
-    names = _decode_names(load_wtalc_npy(names_path))
+    src = _wtalc_file(src)
+    sidecar = Sidecar.find(src)
+    names = _wtalc_names(src, annotations, sidecar)
+    folder = annotations if annotations is not None else src.parent
     feats = load_wtalc_npy(src)
     if len(feats) != len(names):
         raise StoreError(
-            f"{src} has {len(feats)} videos but {names_path} names {len(names)}",
+            f"{src} has {len(feats)} videos but its video names ({folder}) list {len(names)}",
             hint="use the annotation folder that belongs to this feature file",
         )
     extra: dict[str, list[Any]] = {}
     for key in ("duration", "subset"):
-        path = annotations / f"{key}.npy"
+        path = folder / f"{key}.npy"
         if path.is_file():
             values = np.ravel(load_wtalc_npy(path))
             if len(values) == len(names):
                 extra[key] = [v.decode() if isinstance(v, bytes) else v.item() for v in values]
-    sidecar = Sidecar.find(src)
 
     def videos() -> Iterator[SourceVideo]:
         for i, vid in enumerate(names):
@@ -292,9 +326,10 @@ def open_source(
 ) -> Source:
     """The reader for one of FORMATS."""
     path = Path(src)
+    fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt != "zarr" and not path.exists():
         raise StoreError(f"import source {src} does not exist")
-    if fmt == "npy-dir":
+    if fmt == "npy":
         return open_npy_dir(path)
     if fmt == "dgam":
         return open_dgam(path)

@@ -83,6 +83,10 @@ class Sidecar:
         self.spec = FeatureSetSpec.from_attrs(data["spec"], where=str(path))
         self._videos: dict[str, Any] = data.get("videos", {})
 
+    def video_ids(self) -> list[str]:
+        """The videos the export wrote, in its order (W-TALC: the order of the array)."""
+        return list(self._videos)
+
     def attrs(self, video_id: str) -> dict[str, Any]:
         return dict(self._videos.get(video_id, {}).get("attrs", {}))
 

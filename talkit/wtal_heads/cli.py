@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.errors import InputError
@@ -66,14 +67,37 @@ def _thresholds(text: str | None) -> list[float] | None:
         ) from None
 
 
-def _pick_subset(dataset: Any, subset: str | None, gt_path: Path) -> tuple[Any, str | None]:
+def _likely_subset(dataset: Any, detection_videos: Any) -> str:
+    """The subset the detections are most likely for: the one holding most of their videos,
+    else the subset whose role is test (THUMOS14's test, ActivityNet's validation)."""
+    counts = dataset.subset_counts()
+    hits = {s: 0 for s in counts}
+    for vid in detection_videos:
+        video = dataset.videos.get(vid)
+        if video is not None:
+            hits[video.subset] += 1
+    best = max(hits, key=lambda s: hits[s])
+    if hits[best] > 0:
+        return best
+    for role in ("test", "val"):
+        for s in counts:
+            if dataset.canonical_split(s) == role and counts[s]["instances"] > 0:
+                return s
+    return next(iter(counts))
+
+
+def _pick_subset(
+    dataset: Any, subset: str | None, gt_path: Path, detection_videos: Any = ()
+) -> tuple[Any, str | None]:
     counts = dataset.subset_counts()
     listing = ", ".join(f"{s} ({c['videos']} videos)" for s, c in counts.items())
     if subset is None:
         if len(counts) > 1:
+            likely = _likely_subset(dataset, detection_videos)
             raise InputError(
-                f"{gt_path} holds several subsets: {listing}",
-                hint="choose the one the detections are for with --subset, e.g. --subset test",
+                f"{gt_path} holds several subsets: {listing}; --subset says which one the "
+                "detections are for",
+                hint=f"e.g. --subset {likely}",
             )
         return dataset, next(iter(counts), None)
     chosen = dataset.subset(subset)
@@ -83,11 +107,19 @@ def _pick_subset(dataset: Any, subset: str | None, gt_path: Path) -> tuple[Any, 
 
 
 def _auto_preset(dataset: Any) -> str:
-    return (
-        "thumos14"
-        if "thumos" in dataset.name.lower() or len(dataset.classes) == 20
-        else "activitynet"
-    )
+    """The tIoU thresholds the ground truth's own dataset is scored with.
+
+    The convention the annotation file records or its layout implies
+    (``Dataset.eval_preset``: THUMOS14 ids, per-class text files, talkit's synthetic
+    data -> thumos14; ActivityNet -> activitynet; HACS -> hacs); failing that, thumos14
+    for a set named thumos or of 20 classes, hacs for one named hacs, else activitynet.
+    """
+    if dataset.eval_preset:
+        return str(dataset.eval_preset)
+    name = dataset.name.lower()
+    if "thumos" in name or len(dataset.classes) == 20:
+        return "thumos14"
+    return "hacs" if "hacs" in name else "activitynet"
 
 
 def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
@@ -101,7 +133,8 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
         }.get(a["handling"], "")
         console.print(
             f"[yellow]warning:[/] {a['predictions']} detections in {a['videos']} videos not in "
-            f"{where} ({', '.join(a['examples'][:3])}{', ...' if a['videos'] > 3 else ''}): {what}. "
+            f"{escape(where)} ({escape(', '.join(a['examples'][:3]))}"
+            f"{', ...' if a['videos'] > 3 else ''}): {what}. "
             "Use --unknown-videos fp|drop|error to choose.",
             highlight=False,
             soft_wrap=True,
@@ -110,7 +143,8 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
         labels = acc["labels_without_gt"]
         console.print(
             f"[yellow]warning:[/] {sum(labels.values())} detections carry {len(labels)} labels "
-            f"with no instance in {where} ({', '.join(list(labels)[:3])}); they cannot change any AP",
+            f"with no instance in {escape(where)} ({escape(', '.join(list(labels)[:3]))}); "
+            "they cannot change any AP",
             highlight=False,
             soft_wrap=True,
         )
@@ -131,14 +165,14 @@ def _warn(console: Console, result: EvalResult, subset: str | None) -> None:
 def _print_table(console: Console, result: EvalResult, report: dict[str, Any]) -> None:
     gt = report["gt"]
     console.print(
-        f"[bold]GT[/] {gt['file']} subset={gt['subset']}: {gt['videos']} videos, "
+        f"[bold]GT[/] {escape(gt['file'])} subset={escape(str(gt['subset']))}: {gt['videos']} videos, "
         f"{gt['instances']} instances, {gt['classes']} classes",
         highlight=False,
         soft_wrap=True,
     )
     det = report["detections"]
     console.print(
-        f"[bold]detections[/] {det['file']}: {det['predictions']} in {det['videos']} videos, "
+        f"[bold]detections[/] {escape(det['file'])}: {det['predictions']} in {det['videos']} videos, "
         f"{report['accounting']['predictions_scored']} scored",
         highlight=False,
         soft_wrap=True,
@@ -153,7 +187,7 @@ def _print_table(console: Console, result: EvalResult, report: dict[str, Any]) -
         table.add_column(f"{t:g}", justify="right", min_width=6, no_wrap=True)
     for i, c in enumerate(result.classes):
         table.add_row(
-            c,
+            escape(c),
             str(result.npos[i]),
             str(result.num_predictions[i]),
             *(f"{100 * x:.2f}" for x in result.ap[:, i]),
@@ -217,7 +251,8 @@ def register(app: typer.Typer) -> None:
             Preset.auto,
             "--preset",
             help="tIoU thresholds: thumos14 (0.1..0.9; averages 0.1:0.7, 0.1:0.5, 0.1:0.9), "
-            "activitynet/hacs (0.5:0.05:0.95). auto: thumos14 for THUMOS GT, else activitynet.",
+            "activitynet/hacs (0.5:0.05:0.95). auto: the GT's own convention (thumos14 for "
+            "THUMOS14 and talkit's synthetic data, activitynet for ActivityNet, hacs for HACS).",
         ),
         thresholds: str | None = typer.Option(
             None,
@@ -260,8 +295,8 @@ def register(app: typer.Typer) -> None:
         from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, evaluate
 
         err = Console(stderr=True)
-        dataset, subset_name = _pick_subset(load_annotations(gt), subset, gt)
         dets = read_detections(detections_file)
+        dataset, subset_name = _pick_subset(load_annotations(gt), subset, gt, dets.videos)
         thr = _thresholds(thresholds)
         preset_name = _auto_preset(dataset) if preset == Preset.auto else preset.value
         amb = load_ambiguous(ambiguous) if ambiguous is not None else None
@@ -294,7 +329,7 @@ def register(app: typer.Typer) -> None:
         if plots is not None:
             n = _write_plots(result, dataset, dets, plots, plot_videos)
             report["plots"] = {"dir": str(plots), "files": n}
-            err.print(f"wrote {n} plots to {plots}", highlight=False)
+            err.print(f"wrote {n} plots to {escape(str(plots))}", highlight=False)
         text = json.dumps(report, indent=2)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,4 +343,4 @@ def register(app: typer.Typer) -> None:
                 console = Console(width=wanted)
             _print_table(console, result, report)
             if out is not None:
-                console.print(f"report: {out}", highlight=False)
+                console.print(f"report: {escape(str(out))}", highlight=False)

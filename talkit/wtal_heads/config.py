@@ -154,16 +154,24 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_config(
-    path_or_name: str | Path | dict[str, Any], overrides: dict[str, Any] | None = None
+    path_or_name: str | Path | dict[str, Any],
+    overrides: dict[str, Any] | None = None,
+    *,
+    sources: dict[str, str] | None = None,
 ) -> RunConfig:
-    """Read a YAML preset (or a dict), apply dotted overrides, validate."""
+    """Read a YAML preset (or a dict), apply dotted overrides, validate.
+
+    ``sources`` names the command-line text behind each override (``{"train.iterations":
+    "--iterations 0"}``): an invalid override is reported against it, not the preset.
+    """
     if isinstance(path_or_name, dict):
         doc, where = dict(path_or_name), "<dict>"
     else:
         doc, where = read_preset("train", path_or_name)
     for key, value in (overrides or {}).items():
         _set_dotted(doc, key, value)
-    return validate_config(RunConfig, doc, where, "train")
+    named = {k: v for k, v in (sources or {}).items() if k in (overrides or {})}
+    return validate_config(RunConfig, doc, where, "train", sources=named)
 
 
 def dump_config(config: RunConfig) -> str:

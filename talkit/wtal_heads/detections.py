@@ -218,6 +218,11 @@ def read_detections(path: str | Path) -> DetectionSet:
         raise DetectionFormatError(
             f"{path} is not valid JSON: {exc}", hint="write it with json.dump"
         ) from exc
+    except RecursionError:
+        raise DetectionFormatError(
+            f"{path} is nested too deeply to read (arrays or objects hundreds of levels deep)",
+            hint='expected the ActivityNet result format {"version", "results": {video: [...]}}',
+        ) from None
     if not isinstance(data, Mapping) or "results" not in data:
         raise DetectionFormatError(
             f'{path} has no top-level "results" object',

@@ -41,6 +41,7 @@ from talkit.wtal_heads.rundir import RunDir, load_checkpoint_file
 
 if TYPE_CHECKING:
     from talkit.wtal_heads.postprocess import VideoCAS
+    from talkit.wtal_heads.postprocess_config import PostprocessConfig
 
 
 @dataclass
@@ -117,15 +118,41 @@ def _as_video_cas(out: VideoOutput) -> VideoCAS:
     )
 
 
+def postprocess_preset(config: RunConfig, head: WTALHead | None = None) -> PostprocessConfig:
+    """The post-processing recipe a run uses: the config's, else the head's own."""
+    from talkit.wtal_heads.postprocess import get_preset
+
+    name = config.eval.postprocess or (head.postprocess if head is not None else "basnet")
+    return get_preset(name, **config.eval.postprocess_params)
+
+
 def detect(
     outputs: list[VideoOutput], classes: list[str], config: RunConfig, head: WTALHead | None = None
 ) -> DetectionSet:
     """Detections from CAS with the method's post-processing preset."""
-    from talkit.wtal_heads.postprocess import detect_videos, get_preset
+    from talkit.wtal_heads.postprocess import detect_videos
 
-    name = config.eval.postprocess or (head.postprocess if head is not None else "basnet")
-    preset = get_preset(name, **config.eval.postprocess_params)
+    preset = postprocess_preset(config, head)
     return detect_videos([_as_video_cas(o) for o in outputs], classes, preset)
+
+
+def no_detection_reason(outputs: list[VideoOutput], preset: PostprocessConfig) -> str:
+    """Why post-processing gave no detection at all, in terms a user can act on."""
+    best = max((float(np.max(o.class_scores)) for o in outputs if o.class_scores.size), default=0.0)
+    value = preset.class_value
+    if preset.class_rule == "threshold" and not preset.class_fallback_argmax:
+        passed = best >= value if preset.class_inclusive else best > value
+        if not passed:
+            return (
+                f"no class passed the class-score threshold {value:g} of post-processing "
+                f"preset {preset.name!r} (the highest video-level class score was {best:.3g}); "
+                "train longer, or lower it with --set eval.postprocess_params.class_value=X"
+            )
+    return (
+        f"no proposal survived post-processing preset {preset.name!r} (class selection "
+        f"{preset.class_rule} {value:g}, highest video-level class score {best:.3g}; proposal "
+        f"thresholds {', '.join(f'{t:g}' for t in preset.thresholds)})"
+    )
 
 
 def nms_merge(sets: list[DetectionSet], iou: float) -> DetectionSet:
@@ -266,7 +293,7 @@ def predict_prepared(
     if not ids:
         raise InputError(f"split {split!r} has no video to predict")
     members = config.members()
-    sets, all_outputs = [], []
+    sets, all_outputs, presets = [], [], []
     for member in members:
         if config.ensemble:
             source = store_source(store, member.data) if isinstance(store, str) else store
@@ -277,6 +304,7 @@ def predict_prepared(
         outputs = infer_videos(model, member, source, data.annotations, ids, data.classes, dev)
         sets.append(detect(outputs, data.classes, member, model))
         all_outputs.append(outputs)
+        presets.append(postprocess_preset(member, model))
     dets = sets[0] if len(sets) == 1 else nms_merge(sets, config.eval.ensemble_nms)
     # Baseline from the (first) model's class scores: the same predicted classes.
     baseline = whole_video_baseline(all_outputs[0], data.classes)
@@ -291,10 +319,15 @@ def predict_prepared(
             "details": f"talkit {config.name}: {', '.join(config.data.feature_sets)}",
         },
     )
+    warnings = []
+    if len(dets) == 0:
+        why = no_detection_reason([o for outs in all_outputs for o in outs], presets[0])
+        warnings.append(f"0 detections on the {split} split, so every AP is 0: {why}")
     report = {
         "split": split,
         "videos": len(ids),
         "checkpoint": checkpoint,
+        "warnings": warnings,
         "result": result.to_dict(),
         "baseline_whole_video": {
             "average_mAP": base_result.averages,

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from talkit.errors import CheckpointError, InputError
+from talkit.torch_load import load_weights_only, torch_reason
 from talkit.wtal_heads.config import RunConfig, dump_config, load_config
 
 CHECKPOINT_FORMAT = 1
@@ -145,10 +146,14 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
             hint="train first, or check --run / --checkpoint",
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_weights_only(
+            path, hint="give a checkpoint written by `talkit train` (RUN/checkpoints/*.pt)"
+        )
+    except CheckpointError:
+        raise
     except Exception as exc:
         raise CheckpointError(
-            f"{path} is not a readable talkit checkpoint: {type(exc).__name__}: {exc}",
+            f"{path} is not a readable talkit checkpoint ({torch_reason(exc)})",
             hint="it may be truncated or from another program",
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

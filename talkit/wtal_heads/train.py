@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 
 from talkit import __version__
 from talkit.datasets.model import Dataset
@@ -43,6 +43,7 @@ from talkit.wtal_heads.data import PreparedData, check_dims, prepare_data, store
 from talkit.wtal_heads.head import WTALHead, build_head
 from talkit.wtal_heads.predict import evaluate_model, predict_prepared, selection_metric
 from talkit.wtal_heads.rundir import RunDir, config_digest
+from talkit.wtal_heads.train_progress import TrainProgress
 
 
 class ResumableBatchSampler:
@@ -130,22 +131,6 @@ class TrainResult:
     interrupted: bool
     report: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _progress(console: Console, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} it"),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("val {task.fields[val]}"),
-        TextColumn("{task.fields[rate]} it/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
 
 
 def _train_member(
@@ -242,10 +227,10 @@ def _train_member(
         }
 
     t0, last_loss, val_text = time.perf_counter(), "-", "-"
-    with _progress(console, show_progress) as progress:
-        task = progress.add_task(
-            config.name, total=loop.iterations, completed=start, loss="-", val="-", rate="-"
-        )
+    progress = TrainProgress(
+        console, name=config.name, total=loop.iterations, start=start, enabled=show_progress
+    )
+    with progress:
         done = start
         try:
             for it in range(start, loop.iterations):
@@ -317,9 +302,7 @@ def _train_member(
                     rundir.save_checkpoint("last", checkpoint_payload(done))
                 elif loop.checkpoint_every and done % loop.checkpoint_every == 0:
                     rundir.save_checkpoint("last", checkpoint_payload(done))
-                progress.update(
-                    task, completed=done, loss=last_loss, val=val_text, rate=f"{rate:.2f}"
-                )
+                progress.update(done, loss=last_loss, val=val_text, rate=rate)
                 if stop_after is not None and done >= stop_after and done < loop.iterations:
                     rundir.save_checkpoint("last", checkpoint_payload(done))
                     log(f"{config.name}: stopped after iteration {done}; continue with --resume")
@@ -361,7 +344,7 @@ def train(
     def log(msg: str) -> None:
         notes.append(msg)
         if show_progress:
-            console.print(f"[dim]{msg}[/]")
+            console.print(f"[dim]{escape(msg)}[/]", highlight=False)
 
     rundir = RunDir(out)
     if resume:

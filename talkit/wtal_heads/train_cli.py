@@ -12,26 +12,40 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
-def _overrides(sets: list[str] | None, shorthands: dict[str, Any]) -> dict[str, Any]:
+def _overrides(
+    sets: list[str] | None, shorthands: dict[str, tuple[str, Any]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The dotted overrides, and the command-line text behind each (for error messages).
+
+    ``shorthands`` maps a dotted key to (option, value), e.g. ``{"train.iterations":
+    ("--iterations", 0)}``; they win over ``--set`` of the same key.
+    """
     from talkit.wtal_heads.config import parse_override
 
     out: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for text in sets or []:
         key, value = parse_override(text)
         out[key] = value
-    out.update({k: v for k, v in shorthands.items() if v is not None})
-    return out
+        sources[key] = f"--set {text}"
+    for key, (option, value) in shorthands.items():
+        if value is not None:
+            out[key] = value
+            sources[key] = f"{option} {value}"
+    return out, sources
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """The mAP table of a run's report, with the whole-video baseline beside it."""
+    """The mAP table of a run's report, with the whole-video baseline beside it, and its
+    warnings (e.g. why a run gave no detection)."""
     result = report["result"]
     gt = result["gt"]
     table = Table(
-        title=f"{report['split']} split: {gt['videos']} videos, {gt['instances']} instances, "
+        title=f"{escape(report['split'])} split: {gt['videos']} videos, {gt['instances']} instances, "
         f"{gt['classes']} classes",
         caption="baseline: one whole-video detection per predicted class",
         box=None,
@@ -48,6 +62,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     for name, value in result["average_mAP"].items():
         b = report["baseline_whole_video"]["average_mAP"].get(name, 0.0)
         console.print(f"average mAP {name}: [bold]{100 * value:.2f}[/] (baseline {100 * b:.2f})")
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -100,19 +116,19 @@ def register(app: typer.Typer) -> None:
         from talkit.wtal_heads.config import load_config
         from talkit.wtal_heads.train import train
 
-        overrides = _overrides(
+        overrides, sources = _overrides(
             sets,
             {
-                "train.iterations": iterations,
-                "train.batch_size": batch_size,
-                "optim.lr": lr,
-                "train.seed": seed,
-                "train.device": device,
-                "train.eval_every": eval_every,
-                "data.num_workers": workers,
+                "train.iterations": ("--iterations", iterations),
+                "train.batch_size": ("--batch-size", batch_size),
+                "optim.lr": ("--lr", lr),
+                "train.seed": ("--seed", seed),
+                "train.device": ("--device", device),
+                "train.eval_every": ("--eval-every", eval_every),
+                "data.num_workers": ("--workers", workers),
             },
         )
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, overrides, sources=sources)
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)
         result = train(
@@ -132,13 +148,19 @@ def register(app: typer.Typer) -> None:
                 if m.best_metric is None
                 else f"{100 * m.best_metric:.2f} at iteration {m.best_iteration}"
             )
-            console.print(f"{m.name}: {m.iterations_done} iterations; best validation mAP {best}")
+            console.print(
+                f"{escape(m.name)}: {m.iterations_done} iterations; best validation mAP {best}",
+                highlight=False,
+            )
         if result.interrupted:
-            console.print(f"stopped early; resume with: talkit train ... --out {run_dir} --resume")
+            console.print(
+                f"stopped early; resume with: talkit train ... --out {escape(str(run_dir))} --resume",
+                highlight=False,
+            )
             return
         if result.report is not None:
             print_report(result.report, Console())
-        Console().print(f"run directory: {run_dir}")
+        Console().print(f"run directory: {escape(str(run_dir))}", highlight=False)
 
     @app.command("predict")
     def predict_cmd(
@@ -165,4 +187,6 @@ def register(app: typer.Typer) -> None:
             device=device,
         )
         print_report(report, Console())
-        Console().print(f"detections: {run / f'detections_{split}.json'}")
+        Console().print(
+            f"detections: {escape(str(run / f'detections_{split}.json'))}", highlight=False
+        )

@@ -12,6 +12,10 @@ Subsets are kept as written. Canonical roles: THUMOS14 (recognised by its
 ``video_validation_*`` / ``video_test_*`` ids): train/validation/val -> train, test -> test.
 Everything else (ActivityNet, HACS): training -> train, validation -> val, testing -> test.
 
+Evaluation convention (``Dataset.eval_preset``): as recorded in the ``talkit`` block
+(``eval_preset``); otherwise thumos14 for THUMOS14 ids, activitynet for an ActivityNet
+``version``, hacs for a HACS file, and unknown for anything else.
+
 Class order: sorted by name. When the file has a ``taxonomy``, its leaf nodes are the
 declared classes (labels outside them are ``unknown_label`` problems). Files written by
 talkit carry a ``talkit`` block whose ``classes`` list is kept in its own order, so a
@@ -24,6 +28,7 @@ import json
 import math
 import os
 import re
+import reprlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from typing import Any
 from talkit.datasets.formats.assemble import build_dataset, new_video, parse_segment, parse_time
 from talkit.datasets.model import (
     ACTIVITYNET_SUBSET_CANONICAL,
+    EVAL_PRESETS,
     THUMOS14_SUBSET_CANONICAL,
     CanonicalSplit,
     Dataset,
@@ -40,6 +46,10 @@ from talkit.errors import AnnotationError
 
 FORMAT = "activitynet_json"
 _THUMOS_ID = re.compile(r"video_(validation|test)_\d+")
+# How values from the file are quoted in messages: short, whatever the file holds.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict = 3, 4, 4
+_SHOWN.maxstring = _SHOWN.maxother = 60
 _LAYOUT_HINT = (
     'expected the ActivityNet layout {"database": {video_id: {"subset": ..., '
     '"annotations": [{"label": ..., "segment": [start, end]}]}}}'
@@ -79,6 +89,13 @@ def _parse_json(path: Path) -> Any:
             f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
             hint="pass an ActivityNet-layout JSON annotation file",
         ) from None
+    except RecursionError:
+        raise AnnotationError(
+            f"{path}: the JSON is nested too deeply to read (arrays or objects inside each "
+            "other hundreds of levels deep)",
+            hint="an annotation file nests a few levels at most; check that this is an "
+            "ActivityNet-layout annotation file and regenerate it",
+        ) from None
     except json.JSONDecodeError as exc:
         # an unterminated string runs to the end of the file by definition
         truncated = exc.pos >= len(raw.rstrip()) or exc.msg.startswith("Unterminated string")
@@ -116,6 +133,20 @@ def _dataset_name(path: Path, doc: dict[str, Any], video_ids: list[str], thumos:
     if "hacs" in path.name.lower():
         return "hacs"
     return path.stem
+
+
+def _eval_preset(meta: dict[str, Any], name: str, thumos: bool) -> str | None:
+    """The scoring convention: recorded by talkit, else what the ids or the name say."""
+    recorded = meta.get("eval_preset")
+    if recorded in EVAL_PRESETS:
+        return recorded
+    if thumos or name.startswith("thumos"):
+        return "thumos14"
+    if name.startswith("activitynet"):
+        return "activitynet"
+    if name == "hacs":
+        return "hacs"
+    return None
 
 
 def read_activitynet_json(path: Path, *, strict: bool = False) -> Dataset:
@@ -164,9 +195,11 @@ def read_activitynet_json(path: Path, *, strict: bool = False) -> Dataset:
     keep_order = declared is not None
     if declared is None:
         declared = _taxonomy_leaves(doc.get("taxonomy"))
+    name = _dataset_name(path, doc, list(videos), thumos)
     return build_dataset(
         path,
-        name=_dataset_name(path, doc, list(videos), thumos),
+        name=name,
+        eval_preset=_eval_preset(meta, name, thumos),
         source_format=FORMAT,
         videos=videos,
         problems=problems,
@@ -198,13 +231,14 @@ def _read_video(path: Path, vid: str, entry: Any) -> dict[str, Any]:
         label = ann.get("label")
         if not isinstance(label, str):
             raise AnnotationError(
-                f"{where}: annotation {i} has no string 'label' (got {label!r})",
+                f"{where}: annotation {i} has no string 'label' (got {_SHOWN.repr(label)})",
                 hint=_LAYOUT_HINT,
             )
         seg = parse_segment(ann.get("segment"))
         if seg is None:
             raise AnnotationError(
-                f"{where}: annotation {i} ({label!r}) has segment {ann.get('segment')!r}, "
+                f"{where}: annotation {i} ({_SHOWN.repr(label)}) has segment "
+                f"{_SHOWN.repr(ann.get('segment'))}, "
                 "which is not two numbers",
                 hint="each segment must be [start_seconds, end_seconds]",
             )
@@ -213,7 +247,7 @@ def _read_video(path: Path, vid: str, entry: Any) -> dict[str, Any]:
         seg = parse_segment(amb)
         if seg is None:
             raise AnnotationError(
-                f"{where}: ambiguous interval {i} is {amb!r}, not two numbers",
+                f"{where}: ambiguous interval {i} is {_SHOWN.repr(amb)}, not two numbers",
                 hint="each interval must be [start_seconds, end_seconds]",
             )
         video["ambiguous"].append(seg)
@@ -260,6 +294,7 @@ def activitynet_document(dataset: Dataset) -> dict[str, Any]:
             "source_format": dataset.source_format,
             "classes": list(dataset.classes),
             "subset_canonical": dict(dataset.subset_canonical),
+            **({"eval_preset": dataset.eval_preset} if dataset.eval_preset else {}),
         },
     }
 

@@ -4,6 +4,8 @@ Readers parse their layout into plain records (dicts) and hand them here, so the
 of real files are detected the same way for every format:
 
 - ``start_not_before_end``: a segment with start >= end (ActivityNet 1.2 has three);
+- ``negative_time``: a segment that starts or ends before 0 s, or a negative video
+  duration (times count from the start of the video);
 - ``segment_beyond_duration``: a segment ending more than ``DURATION_TOLERANCE_S`` past
   the video's duration (ActivityNet rounds durations to 0.01 s while segment ends carry
   more digits, so overshoots of a few milliseconds are rounding, not defects);
@@ -99,8 +101,25 @@ def check_records(
     unknown_seen: set[str] = set()
     for vid, video in videos.items():
         duration = video.get("duration_s")
+        if duration is not None and duration < 0:
+            problems.append(
+                Problem(
+                    kind="negative_time",
+                    video_id=vid,
+                    message=f"video {vid}: duration {duration:g} s is negative",
+                )
+            )
         for seg in video["annotations"]:
             start, end, label = seg["start_s"], seg["end_s"], seg["label"]
+            if start < 0 or end < 0:
+                problems.append(
+                    Problem(
+                        kind="negative_time",
+                        video_id=vid,
+                        message=f"video {vid}: segment [{start:g}, {end:g}] of {label!r} "
+                        "has a time before 0 s",
+                    )
+                )
             if start >= end:
                 problems.append(
                     Problem(
@@ -110,7 +129,7 @@ def check_records(
                         "has start >= end",
                     )
                 )
-            if duration is not None and end > duration + DURATION_TOLERANCE_S:
+            if duration is not None and duration >= 0 and end > duration + DURATION_TOLERANCE_S:
                 problems.append(
                     Problem(
                         kind="segment_beyond_duration",
@@ -174,6 +193,7 @@ def build_dataset(
     declared_classes: Iterable[str] | None,
     keep_class_order: bool,
     strict: bool,
+    eval_preset: str | None = None,
 ) -> Dataset:
     """Check ``videos``, decide the class list, and validate the Dataset in one call."""
     declared = list(declared_classes) if declared_classes is not None else None
@@ -188,5 +208,6 @@ def build_dataset(
             "videos": videos,
             "problems": problems,
             "subset_canonical": dict(subset_canonical),
+            "eval_preset": eval_preset,
         }
     )

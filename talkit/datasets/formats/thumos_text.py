@@ -120,6 +120,7 @@ def read_class_files(
     return build_dataset(
         source,
         name="thumos14",
+        eval_preset="thumos14",
         source_format=FORMAT,
         videos=videos,
         problems=problems,
@@ -162,6 +163,7 @@ def read_ambiguous_file(path: Path, *, strict: bool = False) -> Dataset:
     return build_dataset(
         path,
         name="thumos14",
+        eval_preset="thumos14",
         source_format=AMBIGUOUS_FORMAT,
         videos=videos,
         problems=[],

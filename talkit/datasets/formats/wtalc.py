@@ -112,6 +112,7 @@ def read_wtalc_dir(directory: Path, *, strict: bool = False) -> Dataset:
     return build_dataset(
         directory,
         name="thumos14" if thumos else directory.name,
+        eval_preset="thumos14" if thumos else None,
         source_format=FORMAT,
         videos=videos,
         problems=problems,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from talkit.cli_options import comma_list
@@ -104,7 +105,7 @@ def videos_cmd(
             on_video=on_video,
         )
     console = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"{len(ds.videos)} synthetic videos in {out_dir}")
+    table = Table(title=f"{len(ds.videos)} synthetic videos in {escape(str(out_dir))}")
     for col in ("subset", "videos", "instances", "action-free videos"):
         table.add_column(col, justify="left" if col == "subset" else "right")
     for subset in ("validation", "test"):
@@ -116,9 +117,10 @@ def videos_cmd(
             str(sum(not v.annotations for v in vids)),
         )
     console.print(table)
-    console.print(f"classes: {', '.join(ds.classes)}")
+    console.print(f"classes: {escape(', '.join(ds.classes))}")
     console.print(
-        f"annotations: {out_dir / 'annotations'} (gt.json, thumos/, wtalc/, classlist.txt)"
+        f"annotations: {escape(str(out_dir / 'annotations'))} (gt.json, thumos/, wtalc/, "
+        "classlist.txt)"
     )
 
 
@@ -162,7 +164,8 @@ def _signature_videos(
         }
     (out_dir / "signature.json").write_text(json.dumps(record) + "\n")
     Console(highlight=False).print(
-        f"wrote {num_videos} signature videos to {out} (frame times in {out_dir / 'signature.json'})"
+        f"wrote {num_videos} signature videos to {escape(str(out))} "
+        f"(frame times in {escape(str(out_dir / 'signature.json'))})"
     )
 
 
@@ -215,7 +218,7 @@ def features_cmd(
         )
     Console(highlight=False, soft_wrap=True).print(
         f"wrote {len(out.videos)} videos ({out.num_instances} instances, "
-        f"{len(out.classes)} classes) to {store} as {key} (dim {dim}, seed {seed})"
+        f"{len(out.classes)} classes) to {escape(store)} as {escape(key)} (dim {dim}, seed {seed})"
     )
 
 
@@ -233,12 +236,12 @@ def broken_cmd(
     from talkit.datasets.synthetic.broken import make_broken_videos
 
     paths = make_broken_videos(out_dir, seed=seed)
-    table = Table(title=f"broken files in {out_dir}")
+    table = Table(title=f"broken files in {escape(str(out_dir))}")
     table.add_column("kind")
     table.add_column("file")
     table.add_column("bytes", justify="right")
     for kind, path in paths.items():
-        table.add_row(kind, str(path), str(Path(path).stat().st_size))
+        table.add_row(kind, escape(str(path)), str(Path(path).stat().st_size))
     Console(highlight=False).print(table)
 
 

@@ -304,6 +304,7 @@ def generate_videos(
         classes=names,
         videos=videos,
         subset_canonical=dict(THUMOS14_SUBSET_CANONICAL),
+        eval_preset="thumos14",  # THUMOS14's layout: its ids, subsets and instance lengths
     )
     if write_annotations:
         write_ground_truth(dataset, out / "annotations")
