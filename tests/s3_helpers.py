@@ -91,6 +91,14 @@ class Bucket:
                 urls.append(self.url(key))
         return urls
 
+    def upload_file(self, path: Path, key: str) -> str:
+        admin_client(self.endpoint).upload_file(str(path), self.name, key)
+        return self.url(key)
+
+    def put(self, key: str, data: bytes) -> str:
+        admin_client(self.endpoint).put_object(Bucket=self.name, Key=key, Body=data)
+        return self.url(key)
+
     def keys(self, prefix: str = "") -> list[str]:
         pages = admin_client(self.endpoint).get_paginator("list_objects_v2")
         return [
