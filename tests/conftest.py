@@ -1,9 +1,11 @@
-"""Shared fixtures: the real annotation files (shipped in the package) and a CLI runner."""
+"""Shared fixtures: the real annotation files (shipped in the package), and moto's S3 server."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +29,23 @@ def pytest_configure(config: pytest.Config) -> None:
 def real_data() -> Path:
     """The folder of the real annotation files talkit ships (thumos14/, thumos14_wtalc/, ...)."""
     return BUNDLED["thumos14"].path.parents[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, one for the whole session."""
+    pytest.importorskip("moto.server")
+    from s3_helpers import moto_session
+
+    yield from moto_session()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """A fresh bucket, and this process's AWS environment pointed at moto (this test only)."""
+    from s3_helpers import aws_environment, new_bucket, set_environment
+
+    home = tmp_path / "aws-home"
+    home.mkdir()
+    set_environment(monkeypatch, aws_environment(moto_endpoint, home))
+    return new_bucket(moto_endpoint)

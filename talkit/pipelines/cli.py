@@ -54,7 +54,9 @@ def parse_checkpoints(values: list[str]) -> dict[str, str]:
 
 def extract_command(
     videos: str = typer.Option(
-        ..., "--videos", help="A folder of videos, a text list of paths, or an annotation file."
+        ...,
+        "--videos",
+        help="A folder or s3:// prefix of videos, a text list of paths/URLs, or an annotation file.",
     ),
     dataset: str = typer.Option(..., "--dataset", help="Dataset name in the store, e.g. thumos14."),
     store: str = typer.Option(..., "--store", help="Store path or URL (created if absent)."),
@@ -81,8 +83,10 @@ def extract_command(
     feature_set: str | None = typer.Option(
         None, "--feature-set", help="Feature set name (default: the backbone's name)."
     ),
-    video_dir: Path | None = typer.Option(
-        None, "--video-dir", help="Where an annotation file's videos are (matched by stem)."
+    video_dir: str | None = typer.Option(
+        None,
+        "--video-dir",
+        help="Where an annotation file's videos are (a folder or s3:// prefix; matched by stem).",
     ),
     frames_fps: float | None = typer.Option(
         None, "--frames-fps", help="Frame rate of frame folders named in a text list."

@@ -12,6 +12,10 @@ same source fingerprint:
   replacement, which change the header, the tail or the size. A frame folder hashes its
   file names and sizes.
 
+A video object (``s3://...``) is fingerprinted by its URL, size and ``etag:`` + its ETag:
+S3 gives every new version of an object a new ETag, and the listing that planned the run
+already carries both, so resuming over object storage reads no video at all.
+
 Everything else (a missing, incomplete or differently sourced video) is extracted again;
 ``force`` extracts everything again.
 """
@@ -29,6 +33,7 @@ from talkit.pipelines.plan import VideoItem
 
 HASH_BLOCK = 1 << 20
 HASH_PREFIX = "qsha256:"
+ETAG_PREFIX = "etag:"
 SOURCE_ATTR = "source"
 
 
@@ -78,6 +83,11 @@ def quick_hash(path: Path) -> tuple[int, str]:
     return size, HASH_PREFIX + digest.hexdigest()
 
 
+def object_fingerprint(url: str, size: int, etag: str) -> Fingerprint:
+    """The fingerprint of an object (URL, size, ETag)."""
+    return Fingerprint(url, int(size), ETAG_PREFIX + etag.strip('"'))
+
+
 def fingerprint(path: str | Path) -> Fingerprint:
     """The fingerprint of a source file as it is now."""
     p = Path(path).expanduser().resolve()
@@ -104,7 +114,8 @@ def decide(
     """Split ``items`` against ``stored_sources`` (video id -> stored ``source`` attrs).
 
     Only videos that are stored with the same path and size are hashed (in a thread
-    pool), so a fresh run reads nothing and a resume reads 2 MiB per finished video.
+    pool), so a fresh run reads nothing and a resume reads 2 MiB per finished video
+    (nothing for objects, whose listed ETag is compared).
     """
     items = list(items)
     if force:
@@ -113,12 +124,25 @@ def decide(
         )
     candidates: list[tuple[VideoItem, Fingerprint]] = []
     todo: list[VideoItem] = []
+    done: list[VideoItem] = []
     redo: list[str] = []
     for item in items:
         if item.video_id not in stored_sources:
             todo.append(item)
             continue
         old = Fingerprint.from_attrs(stored_sources[item.video_id])
+        if isinstance(item.path, str):  # an object: its listing is its fingerprint
+            now = (
+                object_fingerprint(item.path, item.size, item.etag)
+                if item.size is not None and item.etag is not None
+                else None
+            )
+            if now is not None and now == old:
+                done.append(item)
+            else:
+                todo.append(item)
+                redo.append(item.video_id)
+            continue
         path = str(item.path.expanduser().resolve())
         try:
             size = _size(item.path)
@@ -129,10 +153,9 @@ def decide(
             redo.append(item.video_id)
             continue
         candidates.append((item, old))
-    done: list[VideoItem] = []
     if candidates:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            hashes = list(pool.map(lambda c: _safe_hash(c[0].path), candidates))
+            hashes = list(pool.map(lambda c: _safe_hash(Path(c[0].path)), candidates))
         for (item, old), now in zip(candidates, hashes, strict=True):
             if now == old.content_hash:
                 done.append(item)

@@ -101,7 +101,8 @@ def run_extraction(job: ExtractJob, observer: RunObserver | None = None) -> RunR
     try:
         store = FeatureStore.open(job.store, mode="a")
     except StoreFormatError:
-        store = FeatureStore.create(job.store)
+        # exist_ok: on object storage another run may be creating the same store right now.
+        store = FeatureStore.create(job.store, exist_ok=True)
     for fs_name, spec in specs.items():
         _check_existing_spec(store, job.dataset, fs_name, spec)
         store.create_feature_set(job.dataset, fs_name, spec, exist_ok=True)

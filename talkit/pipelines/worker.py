@@ -18,7 +18,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +27,9 @@ import numpy as np
 from talkit.errors import WorkFailedError
 from talkit.extractors.flow import FlowComputer
 from talkit.pipelines.failures import Failure, failure_from_exception
+from talkit.pipelines.objects import clean_stale_spools, relabel, spooled
 from talkit.pipelines.plan import VideoItem
-from talkit.pipelines.resume import Fingerprint, fingerprint
+from talkit.pipelines.resume import Fingerprint, fingerprint, object_fingerprint
 
 
 class NoSnippetsError(WorkFailedError):
@@ -174,6 +176,7 @@ class ExtractWorker:
                 )
         self.node_id = _node_id()
         self.pid = os.getpid()
+        clean_stale_spools()  # left by workers killed on this machine mid-video
 
     def ready(self) -> tuple[str, int]:
         """(node id, pid): answered once the models are loaded."""
@@ -182,22 +185,39 @@ class ExtractWorker:
     def process(self, item: VideoItem) -> VideoResult:
         """Extract one video with every backbone; failures come back as data."""
         t0 = time.perf_counter()
+        spool: tuple[str, str] | None = None  # (local copy, object URL) of an object
         try:
-            source = fingerprint(item.path)
-            outputs = {
-                fs: self._extract(item, job, self.backbones[fs], source)
-                for fs, job in ((j.feature_set, j) for j in self.jobs)
-            }
+            if isinstance(item.path, str):  # an object: spooled to a local file, then deleted
+                with spooled(item.path) as (local, size, etag):
+                    spool = (str(local), item.path)
+                    source = object_fingerprint(item.path, size, etag)
+                    outputs = self._extract_all(item, local, source)
+                outputs = {
+                    fs: replace(out, attrs=relabel(out.attrs, *spool))
+                    for fs, out in outputs.items()
+                }
+            else:
+                outputs = self._extract_all(item, item.path, fingerprint(item.path))
             for fs, out in outputs.items():
                 self._validate(item, fs, out)
         except Exception as exc:
             failure = failure_from_exception(
                 item.video_id, str(item.path), exc, node_id=self.node_id
             )
+            if spool is not None:
+                failure = replace(failure, message=relabel(failure.message, *spool))
             return VideoResult(
                 item, self.node_id, self.pid, time.perf_counter() - t0, failure=failure
             )
         return VideoResult(item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs)
+
+    def _extract_all(
+        self, item: VideoItem, path: Path, source: Fingerprint
+    ) -> dict[str, VideoOutput]:
+        return {
+            job.feature_set: self._extract(item, path, job, self.backbones[job.feature_set], source)
+            for job in self.jobs
+        }
 
     def _validate(self, item: VideoItem, fs: str, out: VideoOutput) -> None:
         """The store's own checks (dims, NaN/Inf, timestamps, attrs), here in the worker.
@@ -215,14 +235,14 @@ class ExtractWorker:
         )
 
     def _extract(
-        self, item: VideoItem, job: BackboneJob, backbone: Any, source: Fingerprint
+        self, item: VideoItem, path: Path, job: BackboneJob, backbone: Any, source: Fingerprint
     ) -> VideoOutput:
         from talkit.extractors.extract import ShortVideoWarning, extract_video
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortVideoWarning)  # reported as NoSnippetsError
             feats = extract_video(
-                item.path,
+                path,
                 backbone=backbone,
                 batch_size=self.batch_size,
                 device=self.device,

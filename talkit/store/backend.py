@@ -13,8 +13,8 @@ import atexit
 import contextlib
 import fcntl
 import gc
-import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +25,12 @@ import icechunk
 import zarr
 from zarr.storage import LocalStore
 
-from talkit.store.errors import StoreError, StoreFormatError, VersionNotFoundError
+from talkit.store.errors import (
+    CommitConflictError,
+    StoreError,
+    StoreFormatError,
+    VersionNotFoundError,
+)
 
 icechunk.set_logs_filter("error")  # its local-storage concurrency warning is handled by our lock
 # icechunk objects held in reference cycles are otherwise freed in the interpreter's final
@@ -69,14 +74,18 @@ def _icechunk_storage(url: str) -> icechunk.Storage:
     scheme, _, rest = url.partition("://")
     bucket, _, prefix = rest.partition("/")
     if scheme == "s3":
-        endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        from talkit import s3
+
+        cfg = s3.resolve_config()
+        region = s3.check_bucket(url, StoreError)  # one clear line, not a 30 s retry loop
         return icechunk.s3_storage(
             bucket=bucket,
-            prefix=prefix or None,
+            prefix=prefix.strip("/") or None,
             from_env=True,
-            endpoint_url=endpoint,
-            allow_http=bool(endpoint and endpoint.startswith("http://")),
-            force_path_style=bool(endpoint),
+            endpoint_url=cfg.endpoint_url,
+            region=region,
+            allow_http=bool(cfg.endpoint_url and cfg.endpoint_url.startswith("http://")),
+            force_path_style=cfg.addressing_style == "path",
         )
     if scheme in ("gs", "gcs"):
         return icechunk.gcs_storage(bucket=bucket, prefix=prefix or None, from_env=True)
@@ -84,6 +93,18 @@ def _icechunk_storage(url: str) -> icechunk.Storage:
         f"unsupported store URL {url!r}",
         hint="use a local path, file://, s3://bucket/prefix or gs://bucket/prefix",
     )
+
+
+def remove_store(url: str) -> None:
+    """Delete a store that this process has just created (for an operation that failed)."""
+    local = local_path(url)
+    if local is not None:
+        shutil.rmtree(local, ignore_errors=True)
+    elif url.startswith("s3://"):
+        from talkit import s3
+
+        with contextlib.suppress(*s3.errors()):
+            s3.delete_prefix(url)
 
 
 def detect_engine(url: str) -> Engine:
@@ -99,18 +120,27 @@ def detect_engine(url: str) -> Engine:
             f"cannot open store {url}: the path {what}",
             hint="create one with FeatureStore.create(path) or `talkit store import`",
         )
-    try:
-        exists = icechunk.Repository.exists(_icechunk_storage(url))
-    except icechunk.IcechunkError as exc:
-        raise StoreError(f"cannot reach store {url}: {_first_line(exc)}") from exc
-    if not exists:
-        raise StoreFormatError(f"no icechunk repository at {url}")
+    if not IcechunkBackend.exists(url):
+        raise StoreFormatError(
+            f"no talkit store at {url}",
+            hint="check the URL; `talkit extract` and `talkit store import` create stores",
+        )
     return "icechunk"
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
+    """The one line of an icechunk error worth showing: its root cause when it has one.
+
+    icechunk errors are Rust reports: a summary ("error getting object from object store
+    service error"), a span trace, then the chain of causes (``|->``, last ```->``), whose
+    last entry says what happened ("NoSuchBucket: The specified bucket does not exist").
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines()]
+    causes = [ln.lstrip("|`").strip().removeprefix("->").strip() for ln in lines]
+    causes = [c for ln, c in zip(lines, causes, strict=True) if ln.startswith(("|->", "`->")) and c]
+    if causes:
+        return causes[-1]
+    for line in lines:
         line = line.strip(" x|`->")
         if line:
             return line
@@ -132,8 +162,19 @@ class IcechunkBackend:
         try:
             repo = icechunk.Repository.create(_icechunk_storage(url))
         except icechunk.IcechunkError as exc:
-            raise StoreError(f"cannot create store at {url}: {_first_line(exc)}") from exc
+            raise StoreError(
+                f"cannot create store at {url}: {_first_line(exc)}",
+                hint="a new store needs an empty folder or prefix; pick a new one",
+            ) from exc
         return cls(url, repo)
+
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether an icechunk repository is at ``url``."""
+        try:
+            return bool(icechunk.Repository.exists(_icechunk_storage(url)))
+        except icechunk.IcechunkError as exc:
+            raise StoreError(f"cannot reach store {url}: {_first_line(exc)}") from exc
 
     @classmethod
     def open(cls, url: str) -> IcechunkBackend:
@@ -205,8 +246,16 @@ class IcechunkBackend:
         return {t: self.repo.lookup_tag(t) for t in sorted(self.repo.list_tags())}
 
     def bytes_on_disk(self) -> int:
+        """Bytes of every object of the repository (all versions), as stored."""
         if self._local is not None:
             return sum(p.stat().st_size for p in self._local.rglob("*") if p.is_file())
+        if self.url.startswith("s3://"):
+            from talkit import s3
+
+            try:
+                return sum(size for _key, size, _etag in s3.list_objects(self.url))
+            except s3.errors() as exc:
+                raise s3.raise_as(StoreError, exc, self.url) from exc
         return int(self.repo.chunk_storage_stats().native_bytes)
 
     # -- writing --------------------------------------------------------------------
@@ -215,7 +264,12 @@ class IcechunkBackend:
 
     @contextlib.contextmanager
     def commit_lock(self) -> Iterator[None]:
-        """Serialise commits of processes on one machine (local storage has no atomic ref swap)."""
+        """Serialise commits of processes on one machine (local storage has no atomic ref swap).
+
+        Object storage needs no lock: icechunk updates the branch ref with a conditional
+        write (If-Match / If-None-Match), so of two racing commits one fails and rebases
+        onto the other (``commit`` passes ``rebase_with``); writers on any machine are safe.
+        """
         if self._local is None:
             yield
             return
@@ -265,10 +319,15 @@ class IcechunkTxn:
                     message, metadata=metadata, rebase_with=icechunk.BasicConflictSolver()
                 )
             except (icechunk.ConflictError, icechunk.RebaseFailedError) as exc:
-                raise StoreError(
+                raise CommitConflictError(
                     f"commit to {self.backend.url} conflicts with a concurrent writer: "
                     f"{_first_line(exc)}",
                     hint="two writers changed the same video; re-run one of them",
+                ) from exc
+            except icechunk.IcechunkError as exc:  # storage: network, permissions, disk
+                raise StoreError(
+                    f"cannot commit to {self.backend.url}: {_first_line(exc)}",
+                    hint="nothing of this commit is visible; fix the storage and re-run",
                 ) from exc
 
     def abort(self) -> None:

@@ -260,18 +260,17 @@ def import_cmd(
     A talkit sidecar, HDF5 attrs or a zarr source carry their own spec and timestamps.
     """
     from talkit.cli_progress import video_progress
-    from talkit.store.backend import local_path
+    from talkit.store.backend import local_path, remove_store
     from talkit.store.importers import import_features, parse_streams
     from talkit.store.spec import StorageOptions
     from talkit.store.store import FeatureStore
 
-    created = False
     local = local_path(store)
-    if local is None or (local.exists() and any(local.iterdir())):
-        target = FeatureStore.open(store, mode="a")
+    if local is None:
+        created = not FeatureStore.exists(store)
     else:
-        target = FeatureStore.create(store)
-        created = True
+        created = not (local.exists() and any(local.iterdir()))
+    target = FeatureStore.create(store) if created else FeatureStore.open(store, mode="a")
     base_spec: dict[str, Any] = {
         "backbone": backbone,
         "fps": fps,
@@ -303,8 +302,8 @@ def import_cmd(
                 on_video=on_video,
             )
     except BaseException:
-        if created and local is not None:
-            shutil.rmtree(local, ignore_errors=True)  # a store we made for a failed import
+        if created:
+            remove_store(store)  # a store we made for a failed import
         raise
     target.refresh()
     _console().print(
@@ -316,7 +315,7 @@ def import_cmd(
 @store_app.command("export")
 def export_cmd(
     store: str = typer.Argument(..., help="Store path or URL."),
-    out: Path = typer.Argument(
+    out: str = typer.Argument(
         ..., help="Output folder (npy, zarr, wtalc) or file (h5; wtalc also takes a .npy path)."
     ),
     fmt: ExportFormat = typer.Option(
@@ -335,17 +334,25 @@ def export_cmd(
 ) -> None:
     """Export a feature set as per-video .npy, HDF5, plain zarr v3 or a W-TALC array."""
     from talkit.cli_progress import video_progress
+    from talkit.store.backend import local_path
     from talkit.store.exporters import export_features
     from talkit.store.store import FeatureStore
 
+    out_path = local_path(out)
+    if out_path is None:
+        raise StoreError(
+            f"export target {out} is not a local path: exports are local files",
+            hint="to copy a feature set into another store, even on object storage, use "
+            "`talkit store import STORE DEST --format zarr`",
+        )
     source = FeatureStore.open(store, version=version)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+    if out_path.exists() and not (out_path.is_dir() and not any(out_path.iterdir())):
         raise StoreError(f"export target {out} already exists", hint="pick a new path")
     try:
         with video_progress(f"export {_format_name(fmt)}") as on_video:
             count = export_features(
                 source,
-                out,
+                out_path,
                 fmt=_format_name(fmt),
                 feature_set=feature_set,
                 layout=layout,
@@ -353,10 +360,10 @@ def export_cmd(
                 on_video=on_video,
             )
     except BaseException:
-        if out.is_dir():
-            shutil.rmtree(out, ignore_errors=True)
-        elif out.exists():
-            out.unlink()
+        if out_path.is_dir():
+            shutil.rmtree(out_path, ignore_errors=True)
+        elif out_path.exists():
+            out_path.unlink()
         raise
     _console().print(f"exported {count} videos to {escape(str(out))} ({_format_name(fmt)})")
 

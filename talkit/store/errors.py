@@ -29,11 +29,16 @@ class VideoExistsError(StoreError):
     """A video that is already stored and was written again without ``overwrite=True``."""
 
 
+class CommitConflictError(StoreError):
+    """A commit that a concurrent writer's commit conflicts with (both changed one node)."""
+
+
 class FeatureValidationError(StoreError):
     """Arrays that do not fit the feature set: wrong shape, dims, dtype or non-finite values."""
 
 
 __all__ = [
+    "CommitConflictError",
     "FeatureSetNotFoundError",
     "FeatureValidationError",
     "StoreError",

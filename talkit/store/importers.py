@@ -325,6 +325,12 @@ def open_source(
     source_feature_set: str | None = None,
 ) -> Source:
     """The reader for one of FORMATS."""
+    if fmt != "zarr" and "://" in str(src) and not str(src).startswith("file://"):
+        raise StoreError(
+            f"import source {src} is a URL, but --format {fmt} reads local files",
+            hint="copy the files here first; only --format zarr (a talkit store) imports "
+            "from object storage",
+        )
     path = Path(src)
     fmt = FORMAT_ALIASES.get(fmt, fmt)
     if fmt != "zarr" and not path.exists():

@@ -14,6 +14,7 @@ plain zarr v3 directory with the same layout (``engine="zarr"``; no history).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -33,6 +34,7 @@ from talkit.store.backend import (
 )
 from talkit.store.chunk_cache import CacheStats, ChunkCache
 from talkit.store.errors import (
+    CommitConflictError,
     FeatureSetNotFoundError,
     StoreError,
     StoreFormatError,
@@ -81,7 +83,11 @@ class FeatureStore:
     def create(
         cls, url: str, *, exist_ok: bool = False, engine: Engine = "icechunk"
     ) -> FeatureStore:
-        """Create an empty store at ``url`` (a local path, or s3:// / gs:// for icechunk)."""
+        """Create an empty store at ``url``: a local path, or ``s3://bucket/prefix`` (or gs://).
+
+        ``exist_ok`` opens the store if there is one, also one that another process is
+        creating at this moment (object storage: two runs may start together).
+        """
         local = local_path(url)
         if local is not None and local.exists() and any(local.iterdir()):
             if exist_ok:
@@ -90,11 +96,31 @@ class FeatureStore:
                 f"cannot create store at {url}: the path exists and is not empty",
                 hint="open it with FeatureStore.open, or pick a new path",
             )
+        if url.startswith("s3://") and not url.removeprefix("s3://").partition("/")[2].strip("/"):
+            # icechunk checks that a prefix is empty before creating a repository there, but
+            # not a bucket's root; and a failed import deletes the store it created.
+            raise StoreError(
+                f"cannot create a store at the root of a bucket ({url})",
+                hint="give it a prefix of its own, e.g. s3://BUCKET/features",
+            )
+        if local is None and engine == "icechunk" and IcechunkBackend.exists(url):
+            if exist_ok:
+                return cls._open_created(url)
+            raise StoreError(
+                f"cannot create store at {url}: a store already exists there",
+                hint="open it with FeatureStore.open, or pick a new prefix",
+            )
         attrs = {
             ROOT_KEY: {"format_version": FORMAT_VERSION, "created_by": f"talkit {__version__}"}
         }
         if engine == "icechunk":
-            backend: Backend = IcechunkBackend.create(url)
+            try:
+                backend: Backend = IcechunkBackend.create(url)
+            except StoreError:
+                # Object storage: another process may have created it a moment ago.
+                if exist_ok and local is None and IcechunkBackend.exists(url):
+                    return cls._open_created(url)
+                raise
             txn = backend.begin(DEFAULT_BRANCH)
             zarr.open_group(store=txn.session.store, mode="w", attributes=attrs)
             txn.commit("create talkit store", {"talkit": {"format_version": FORMAT_VERSION}})
@@ -131,6 +157,27 @@ class FeatureStore:
             IcechunkBackend.open(str(url)) if engine == "icechunk" else ZarrBackend.open(str(url))
         )
         return cls(backend, version, mode, cache_bytes=cache_bytes)
+
+    @classmethod
+    def _open_created(cls, url: str, wait_s: float = 10.0) -> FeatureStore:
+        """Open a store that another process is creating: its root commit may be a moment away."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return cls.open(url, mode="a")
+            except StoreFormatError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether a store (icechunk or plain zarr) is at ``url``."""
+        try:
+            detect_engine(str(url))
+        except StoreFormatError:
+            return False
+        return True
 
     def _open_root(self, snapshot_id: str) -> zarr.Group:
         try:
@@ -246,11 +293,20 @@ class FeatureStore:
         """Create ``dataset/name`` with its spec (its own commit) and return it."""
         check_name(dataset, "dataset")
         check_name(name, "feature set")
-        with self.writer(
-            message=f"create feature set {dataset}/{name}",
-            metadata={"spec": spec.to_attrs()},
-        ) as w:
-            w.create_feature_set(dataset, name, spec, storage=storage, exist_ok=exist_ok)
+        try:
+            with self.writer(
+                message=f"create feature set {dataset}/{name}",
+                metadata={"spec": spec.to_attrs()},
+            ) as w:
+                w.create_feature_set(dataset, name, spec, storage=storage, exist_ok=exist_ok)
+        except CommitConflictError:
+            # A concurrent writer created it first; fine if it is the same feature set.
+            self.refresh()
+            key = f"{dataset}/{name}"
+            if not (exist_ok and key in self.feature_sets()):
+                raise
+            if self.feature_set(dataset, name).spec != spec:
+                raise
         self.refresh()
         return self.feature_set(dataset, name)
 

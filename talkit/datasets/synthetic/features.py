@@ -402,11 +402,7 @@ def write_features_to_store(
         checkpoints={s: f"random:{params.seed}" for s in params.streams},
     )
     url = str(store_url)
-    local = Path(url) if "://" not in url else None
-    if local is not None and not local.exists():
-        store = FeatureStore.create(url)
-    else:
-        store = FeatureStore.open(url, mode="a")
+    store = FeatureStore.create(url, exist_ok=True)  # opens it when it exists (any URL)
     videos: dict[str, Video] = {}
     with store.writer(
         message=f"synthetic features for {name} ({len(dataset.videos)} videos, seed {params.seed})",
