@@ -10,6 +10,16 @@ Workload: random-weight I3D RGB at 112 px (short side 128, centre crop 112, 25 f
    ``extract_video`` over the same videos with one model (torch on all CPUs). Target >= 0.9.
 2. Scaling: snippets/s on a ``ray.cluster_utils.Cluster`` of 2 nodes with 1 CPU each
    divided by 1 node with 1 CPU. Target >= 1.7.
+3. Object storage: the embedded run with a commit every 2 videos into a store on S3
+   (moto's server on loopback, in this process) against the same run into a local store,
+   as a ratio of snippets/s over the whole run after worker start-up (store creation,
+   extraction, every commit). Target >= 0.9. A third row also reads the videos from S3
+   (workers spool each object to a local file). After one discarded warm-up run, 3
+   rounds of the three runs, every other round in reverse order; the ratio printed is the
+   median of the rounds' ratios (a round's runs are minutes apart at most, so load that
+   comes and goes weighs on both sides). moto keeps objects in memory, so this measures
+   talkit's and icechunk's S3 path and request overhead, not a network. Skipped when moto
+   is not installed.
 
 Throughput counts from the first worker being ready to the last result; Ray start-up and
 model loading are reported separately (they are paid once per run, not per video).
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 import warnings
@@ -65,7 +76,7 @@ def in_process(videos: Path) -> dict[str, float]:
     return {"snippets": snippets, "seconds": span, "rate": snippets / span, "load_s": load_s}
 
 
-def pipeline(videos: Path, store: Path, **config: Any) -> dict[str, float]:
+def pipeline(videos: Path | str, store: Path | str, **config: Any) -> dict[str, float]:
     """One run_extraction on whatever Ray this process is connected to."""
     from talkit.pipelines.config import ExtractConfig
     from talkit.pipelines.plan import plan_videos
@@ -81,7 +92,56 @@ def pipeline(videos: Path, store: Path, **config: Any) -> dict[str, float]:
         "load_s": float(report.ray.get("workers_ready_s", 0.0)),
         "workers": report.ray.get("workers"),
         "nodes": len({v.node_id for v in report.extracted}),
+        # The whole run once the workers are up: store, extraction, commits.
+        "run_s": report.elapsed_s - float(report.ray.get("workers_ready_s", 0.0)),
     }
+
+
+def object_storage(videos: Path, root: Path, rounds: int = 3) -> list[dict[str, Any]] | None:
+    """Rounds of: a run into a local store, into an S3 store, and from S3 videos into S3."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    import boto3
+    import ray
+
+    from talkit.pipelines.runtime import start_ray
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(  # before Ray starts, so its workers (which read the videos) see them
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION="us-east-1",
+    )
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="bench")
+    for path in sorted(videos.iterdir()):
+        client.upload_file(str(path), "bench", f"videos/{path.name}")
+    start_ray()
+    results: list[dict[str, Any]] = []
+    try:
+        pipeline(videos, root / "warm-up.store", commit_every=2)  # first-use imports, caches
+        for k in range(rounds):
+            cases = [
+                ("local", videos, root / f"local{k}.store"),
+                ("s3", videos, f"s3://bench/store{k}"),
+                ("s3_videos", "s3://bench/videos/", f"s3://bench/from_s3_{k}"),
+            ]
+            one: dict[str, Any] = {}
+            for name, src, store in cases if k % 2 == 0 else cases[::-1]:
+                r = pipeline(src, store, commit_every=2)
+                r["rate"] = r["snippets"] / r["run_s"]
+                one[name] = r
+            results.append(one)
+    finally:
+        ray.shutdown()
+        server.stop()
+    return results
 
 
 def embedded(videos: Path, store: Path) -> tuple[float, dict[str, float]]:
@@ -132,6 +192,7 @@ def main() -> None:
         ray_start, ray_run = embedded(videos, root / "embedded.store")
         one_start, one = on_cluster(videos, root / "one.store", 1)
         two_start, two = on_cluster(videos, root / "two.store", 2)
+        storage = object_storage(videos, root)
 
     rows = [
         ("in-process extract_video loop", base, None),
@@ -156,6 +217,23 @@ def main() -> None:
     scaling = two["rate"] / one["rate"]
     print(f"Ray overhead ratio (pipeline / in-process): {overhead:.2f}  (target >= 0.9)")
     print(f"Scaling ratio (2 nodes / 1 node):           {scaling:.2f}  (target >= 1.7)")
+    if storage is None:
+        print("object storage rows skipped: moto is not installed (pip install 'moto[server]')")
+        return
+    print("\nembedded Ray, a commit every 2 videos; snip/s over the run after worker start-up")
+    print(f"{'':44s} {'snippets':>8s} " + " ".join(f"{'snip/s':>7s}" for _ in storage))
+    for name, label in (
+        ("local", "local videos -> local store"),
+        ("s3", "local videos -> S3 store (moto)"),
+        ("s3_videos", "S3 videos -> S3 store (moto)"),
+    ):
+        rates = " ".join(f"{one[name]['rate']:7.2f}" for one in storage)
+        print(f"{label:44s} {storage[0][name]['snippets']:8d} {rates}")
+    s3_ratio = statistics.median(one["s3"]["rate"] / one["local"]["rate"] for one in storage)
+    both = statistics.median(one["s3_videos"]["rate"] / one["local"]["rate"] for one in storage)
+    print(f"S3 store ratio (S3 store / local store):     {s3_ratio:.2f}  (target >= 0.9)")
+    print(f"S3 videos + store ratio (all S3 / local):    {both:.2f}")
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

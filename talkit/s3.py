@@ -90,7 +90,18 @@ def _truthy(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes")
 
 
+def _require_boto() -> None:
+    try:
+        import boto3  # noqa: F401
+    except ImportError as exc:
+        raise InputError(
+            "s3:// URLs need boto3, which is not installed",
+            hint="pip install 'talkit[s3]' (or pip install boto3)",
+        ) from exc
+
+
 def _botocore_session() -> Any:
+    _require_boto()
     import botocore.exceptions
     import botocore.session
 

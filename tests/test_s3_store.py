@@ -222,6 +222,22 @@ def test_forked_writers_and_concurrent_committers_on_s3_lose_nothing(s3: Any) ->
         )
 
 
+def test_two_writers_of_the_same_video_on_s3_conflict_instead_of_overwriting(s3: Any) -> None:
+    from talkit.store.errors import CommitConflictError
+
+    url = s3.url("same")
+    make_store(url, {"existing": 10})
+    a, b = FeatureStore.open(url, mode="a"), FeatureStore.open(url, mode="a")
+    wa, wb = a.writer(message="a"), b.writer(message="b")
+    wa.write_video(DS, FS, "clash", streams=features(1, 12))
+    wb.write_video(DS, FS, "clash", streams=features(2, 12))
+    wa.commit()
+    with pytest.raises(CommitConflictError, match="conflicts with a concurrent writer"):
+        wb.commit()
+    stored = FeatureStore.open(url).video(KEY, "clash").stream("rgb").read()
+    np.testing.assert_array_equal(stored, features(1, 12)["rgb"])  # the first one stands
+
+
 def _one_line_error(code: int, err: str, *needles: str) -> None:
     text = " ".join(err.split())
     assert code == 2, err
@@ -250,6 +266,11 @@ def test_s3_errors_are_one_line_with_a_hint(
     _one_line_error(code, err, "reads local files")
     with pytest.raises(StoreError, match="plain zarr stores must be local"):
         FeatureStore.create(s3.url("plain"), engine="zarr")
+    s3.put("taken/file.txt", b"not a store")
+    with pytest.raises(StoreError, match="clean prefixes"):
+        FeatureStore.create(s3.url("taken"))
+    with pytest.raises(StoreError, match="root of a bucket"):
+        FeatureStore.create(s3.url(""))
 
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")

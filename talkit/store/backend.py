@@ -162,7 +162,10 @@ class IcechunkBackend:
         try:
             repo = icechunk.Repository.create(_icechunk_storage(url))
         except icechunk.IcechunkError as exc:
-            raise StoreError(f"cannot create store at {url}: {_first_line(exc)}") from exc
+            raise StoreError(
+                f"cannot create store at {url}: {_first_line(exc)}",
+                hint="a new store needs an empty folder or prefix; pick a new one",
+            ) from exc
         return cls(url, repo)
 
     @staticmethod
@@ -320,6 +323,11 @@ class IcechunkTxn:
                     f"commit to {self.backend.url} conflicts with a concurrent writer: "
                     f"{_first_line(exc)}",
                     hint="two writers changed the same video; re-run one of them",
+                ) from exc
+            except icechunk.IcechunkError as exc:  # storage: network, permissions, disk
+                raise StoreError(
+                    f"cannot commit to {self.backend.url}: {_first_line(exc)}",
+                    hint="nothing of this commit is visible; fix the storage and re-run",
                 ) from exc
 
     def abort(self) -> None:

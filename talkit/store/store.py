@@ -92,6 +92,13 @@ class FeatureStore:
                 f"cannot create store at {url}: the path exists and is not empty",
                 hint="open it with FeatureStore.open, or pick a new path",
             )
+        if url.startswith("s3://") and not url.removeprefix("s3://").partition("/")[2].strip("/"):
+            # icechunk checks that a prefix is empty before creating a repository there, but
+            # not a bucket's root; and a failed import deletes the store it created.
+            raise StoreError(
+                f"cannot create a store at the root of a bucket ({url})",
+                hint="give it a prefix of its own, e.g. s3://BUCKET/features",
+            )
         if local is None and engine == "icechunk" and IcechunkBackend.exists(url):
             if exist_ok:
                 return cls._open_created(url)
