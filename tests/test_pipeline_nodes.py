@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from talkit.pipelines.nodes import PATH_SAMPLE, NodeNeeds, node_needs, probe
 
 
@@ -29,7 +31,7 @@ def test_needs_sample_local_videos_keep_checkpoints_and_name_each_bucket_once(
 
 
 def test_relative_paths_are_checked_as_the_driver_sees_them(
-    tmp_path: Path, monkeypatch: Any
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert node_needs([Path("videos/a.mp4")]).local_paths == (str(tmp_path / "videos/a.mp4"),)
@@ -61,3 +63,19 @@ def test_a_node_that_cannot_reach_the_video_bucket_says_why(s3: Any) -> None:
     missing = f"{s3.url()[:-1]}-gone/"
     (problem,) = probe(NodeNeeds(__version__, buckets=(missing,)))["problems"]
     assert "does not exist" in problem and missing.removeprefix("s3://").rstrip("/") in problem
+
+
+def test_ray_address_from_the_environment_serves_auto_and_never_overrides_an_explicit_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from talkit.pipelines.runtime import RayUnavailableError, resolve_address
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert resolve_address("auto") == "auto"
+    assert resolve_address("10.0.0.1:6379") == "10.0.0.1:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.2:6379")  # as inside a Ray job
+    assert resolve_address("auto") == "10.0.0.2:6379"
+    assert resolve_address("10.0.0.2:6379") == "10.0.0.2:6379"
+    with pytest.raises(RayUnavailableError, match=r"RAY_ADDRESS=10\.0\.0\.2:6379") as caught:
+        resolve_address("10.0.0.1:6379")
+    assert caught.value.exit_code == 2 and "unset RAY_ADDRESS" in str(caught.value)

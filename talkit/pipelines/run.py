@@ -17,6 +17,9 @@
   videos or 256 MiB), and at most two calls per worker are in flight.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
+- On a cluster (``--ray-address``, or more than one node), every node that can host a
+  worker is checked before any model loads (:mod:`talkit.pipelines.nodes`), and each
+  worker's talkit version is compared with the driver's when it is ready.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
     }
     t0 = time.perf_counter()
     if address:
-        check_address(address)
+        check_address(resolve_address(address))
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -94,6 +94,25 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
             "embedded",
         ) from exc
     return RayRuntime(address, True, time.perf_counter() - t0, dict(ray.available_resources()))
+
+
+def resolve_address(address: str) -> str:
+    """The address ``ray.init(address=...)`` will really join.
+
+    Ray lets ``RAY_ADDRESS`` override the address it is given. That is right for ``auto``
+    (inside a Ray job, RAY_ADDRESS names the job's cluster), but a ``--ray-address
+    HOST:PORT`` that Ray silently replaces by another cluster is not: that is refused.
+    """
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if not env or env == address:
+        return address
+    if address == "auto":
+        return env
+    raise RayUnavailableError(
+        f"--ray-address {address}, but RAY_ADDRESS={env} in the environment, which Ray "
+        "would join instead",
+        hint="unset RAY_ADDRESS, or pass --ray-address auto to join the cluster it names",
+    )
 
 
 def check_address(address: str) -> None:
