@@ -131,6 +131,8 @@ def check_nodes(needs: NodeNeeds, worker_request: dict[str, float]) -> list[Node
         for n in ray.nodes()
         if n.get("Alive") and all(n.get("Resources", {}).get(k, 0.0) >= v for k, v in want.items())
     ]
+    if not nodes:
+        return []
     remote = ray.remote(probe)
     pending: dict[Any, NodeReport] = {}
     for n in nodes:
