@@ -122,6 +122,7 @@ def test_extract_on_a_ray_start_cluster_from_s3_survives_losing_a_node(
     everything = sorted(p.stem for p in videos.iterdir())
     store, report_path = bucket.url("store"), tmp_path / "report.json"
     second = cluster.add_node("second")
+    driver: subprocess.Popen[str] | None = None
     try:
         head_id, second_id = cluster.nodes[0].node_id(), second.node_id()
         driver = subprocess.Popen(
@@ -148,6 +149,9 @@ def test_extract_on_a_ray_start_cluster_from_s3_survives_losing_a_node(
         assert second.pids() == []
     finally:
         second.kill()
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.wait()
 
     report = _read_json(report_path)
     assert report is not None
@@ -155,6 +159,8 @@ def test_extract_on_a_ray_start_cluster_from_s3_survives_losing_a_node(
     assert sorted(v["video_id"] for v in report["extracted"]) == everything
     assert report["failures"] == []
     # Where each video ran: both nodes before the removal, only the head after it...
+    assert [v for v in report["extracted"] if v in before_kill] == before_kill
+    assert {v["node_id"] for v in before_kill} == {head_id, second_id}
     after = [v for v in report["extracted"] if v not in before_kill]
     assert after and {v["node_id"] for v in after} == {head_id}
     # ...including the video(s) the second node had in flight, tried again.
