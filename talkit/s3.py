@@ -14,13 +14,14 @@ environment and files, never from the command line:
   (MinIO, Ceph, moto...), unless the profile's ``s3 = addressing_style = virtual`` says
   otherwise.
 
-icechunk 1.1's ``s3_storage(from_env=True)`` runs the Rust SDK's own chain, which reads
-credentials, ``AWS_REGION``, the endpoint variables and the profile's ``endpoint_url``,
-but neither ``AWS_DEFAULT_REGION`` nor the addressing style, and retries an unreachable
-endpoint for about 30 s before failing with a Rust trace. So talkit resolves endpoint,
-region and style here, passes them explicitly, and checks the bucket once per process
-with boto3 (:func:`check_bucket`) so that a wrong endpoint, a missing bucket or missing
-credentials fail in seconds with one line that says what to fix.
+icechunk 1.1's ``s3_storage(from_env=True)`` runs the Rust AWS SDK's own chain. Checked
+against moto: it reads the credentials (variables and profiles), ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3`` and a profile's ``endpoint_url``; the addressing style is only an
+explicit argument (``force_path_style``); and an unreachable endpoint is retried for about
+30 s before failing with a Rust trace. So talkit resolves endpoint, region and style here
+with botocore (the same answers boto3 gets), passes them explicitly, and checks the bucket
+once per process with boto3 (:func:`check_bucket`) so that a wrong endpoint, a missing
+bucket or missing credentials fail in seconds with one line that says what to fix.
 """
 
 from __future__ import annotations

@@ -248,3 +248,40 @@ def test_planning_lists_prefixes_url_lists_and_annotation_video_dirs(
     plan = plan_videos(ann, video_dir=s3.url("in/"))
     assert [i.path for i in plan.items] == [s3.url("in/a.mp4"), s3.url("in/sub/b.MKV")]
     assert plan.missing == ["gone"] and plan.video_dir == s3.url("in/")
+
+
+def test_a_spool_file_is_deleted_after_use_and_failure_and_stale_ones_are_cleaned(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing as mp
+
+    from talkit.pipelines.objects import ObjectReadError, clean_stale_spools, spooled
+
+    spool = tmp_path / "spool"
+    monkeypatch.setenv("TALKIT_SPOOL_DIR", str(spool))
+    data = b"\x00video bytes\xff" * 1000
+    url = s3.put("v/clip.mp4", data)
+    with spooled(url) as (path, size, etag):
+        assert path.read_bytes() == data and path.suffix == ".mp4"
+        assert (size, etag) == (len(data), hashlib.md5(data).hexdigest())
+    assert list(spool.iterdir()) == []
+    with pytest.raises(RuntimeError), spooled(url) as (path, _, _):
+        raise RuntimeError("the decoder failed")
+    assert list(spool.iterdir()) == []
+    with pytest.raises(ObjectReadError, match="no object at"), spooled(s3.url("v/gone.mp4")):
+        pass
+    assert list(spool.iterdir()) == []
+
+    # A worker killed mid-video leaves its folder; the next worker removes it, and only it.
+    dead = mp.get_context("spawn").Process(target=os.getpid)
+    dead.start()
+    dead.join()
+    (spool / f"talkit-spool-{dead.pid}-abc").mkdir()
+    (spool / f"talkit-spool-{dead.pid}-abc" / "video.mp4").write_bytes(b"x")
+    (spool / f"talkit-spool-{os.getpid()}-def").mkdir()
+    (spool / "unrelated").mkdir()
+    assert clean_stale_spools() == 1
+    assert sorted(p.name for p in spool.iterdir()) == [
+        f"talkit-spool-{os.getpid()}-def",
+        "unrelated",
+    ]

@@ -83,7 +83,11 @@ class FeatureStore:
     def create(
         cls, url: str, *, exist_ok: bool = False, engine: Engine = "icechunk"
     ) -> FeatureStore:
-        """Create an empty store at ``url`` (a local path, or s3:// / gs:// for icechunk)."""
+        """Create an empty store at ``url``: a local path, or ``s3://bucket/prefix`` (or gs://).
+
+        ``exist_ok`` opens the store if there is one, also one that another process is
+        creating at this moment (object storage: two runs may start together).
+        """
         local = local_path(url)
         if local is not None and local.exists() and any(local.iterdir()):
             if exist_ok:
