@@ -340,3 +340,44 @@ def test_demo_runs_end_to_end_and_prints_the_store_summary(
     assert report["split"] == "test" and report["result"]["gt"]["videos"] == 2
     assert "average mAP 0.1:0.7" in out and "baseline (%)" in out
     assert (demo / "train-lgbm" / "checkpoints" / "best.pt").is_file()
+
+
+def test_a_worker_with_another_talkit_version_stops_the_run(
+    ray_session: str, videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that joined after the start-up checks, with another talkit installed."""
+    import importlib.metadata
+
+    import talkit
+    from talkit.pipelines.config import ExtractConfig
+    from talkit.pipelines.nodes import VersionMismatchError
+    from talkit.pipelines.plan import plan_videos
+    from talkit.pipelines.run import ExtractJob, run_extraction
+
+    installed = importlib.metadata.version("talkit")  # what the worker processes import
+    monkeypatch.setattr(talkit, "__version__", "0.0.0+driver")
+    cfg = ExtractConfig.model_validate({**TINY_CONFIG, "num_workers": 1})
+    job = ExtractJob(plan_videos(videos), str(tmp_path / "s.store"), "synth", cfg)
+    with pytest.raises(VersionMismatchError) as caught:
+        run_extraction(job)
+    assert f"runs talkit {installed}, the driver runs 0.0.0+driver" in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_a_worker_start_error_is_reported_by_its_cause(ray_session: str) -> None:
+    """Ray's own report starts with where the error was raised; the cause comes last."""
+    from talkit.pipelines.nodes import cause_line
+
+    class Broken:
+        def __init__(self) -> None:
+            raise FileNotFoundError("no checkpoint at /models/rgb.pt on this node")
+
+        def ready(self) -> None:
+            return None
+
+    actor = ray.remote(Broken).options(num_cpus=0.01).remote()
+    with pytest.raises(ray.exceptions.RayActorError) as caught:
+        ray.get(actor.ready.remote(), timeout=60)
+    assert cause_line(caught.value) == (
+        "FileNotFoundError: no checkpoint at /models/rgb.pt on this node"
+    )

@@ -43,7 +43,7 @@ def s3_ray(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
         mp.setenv("TALKIT_SPOOL_DIR", str(spool))
         if ray.is_initialized():  # another module's session, started without these variables
             ray.shutdown()
-        ctx = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ctx.address_info["address"], spool
     ray.shutdown()
 

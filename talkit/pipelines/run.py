@@ -17,6 +17,9 @@
   videos or 256 MiB), and at most two calls per worker are in flight.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
+- On a cluster (``--ray-address``, or more than one node), every node that can host a
+  worker is checked before any model loads (:mod:`talkit.pipelines.nodes`), and each
+  worker's talkit version is compared with the driver's when it is ready.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from talkit.pipelines.failures import (
     WorkerDiedError,
     check_max_failures,
 )
+from talkit.pipelines.nodes import cause_line, check_nodes, check_version, node_needs
 from talkit.pipelines.plan import Plan, VideoItem
 from talkit.pipelines.progress import RunObserver
 from talkit.pipelines.report import RunReport, VideoDone, commit_record, new_run_id
@@ -345,6 +349,10 @@ class _Scheduler:
                 torch_threads=cfg.torch_threads,
             )
             n = min(self.resources.num_workers, len(todo))
+            if self.job.ray_address or self.runtime.num_nodes > 1:
+                # Workers run on other machines: check them all before any model loads.
+                needs = node_needs((i.path for i in todo), cfg.checkpoints.values())
+                check_nodes(needs, self.resources.actor_options())
             self.t_spawn = time.perf_counter()
             for _ in range(n):
                 self._spawn()
@@ -356,12 +364,15 @@ class _Scheduler:
                 "cpus_per_worker": self.resources.num_cpus,
                 "gpus_per_worker": self.resources.num_gpus,
                 "torch_threads": self.resources.torch_threads,
+                "worker_starts": [],
             }
             self.observer.on_workers(n, self.runtime.num_nodes)
             self._loop(deque(todo), ray)
         finally:
             if self.t_first_ready is not None:
                 self.report.extract_s = time.perf_counter() - self.t_first_ready
+            with contextlib.suppress(Exception):
+                self.report.ray["node_info"] = _node_info(ray)
             for slot in self.slots:
                 if not slot.dead:
                     with contextlib.suppress(Exception):
@@ -412,16 +423,24 @@ class _Scheduler:
                 self._on_result(slot, item, ref, queue, ray, max_spawns)
 
     def _on_ready(self, slot: _Slot, ray: Any) -> None:
+        from talkit import __version__
+
         try:
-            slot.node_id, pid = ray.get(slot.ready_ref)
+            info = ray.get(slot.ready_ref)
+            slot.node_id, pid = info["node_id"], info["pid"]
             slot.ready = True
+            self.report.ray.setdefault("worker_starts", []).append(
+                {"worker": slot.name, "node_id": slot.node_id, "host": info.get("host"),
+                 "pid": pid, "ready_s": round(time.perf_counter() - self.t_spawn, 3)}
+            )  # fmt: skip
+            check_version(__version__, info.get("talkit"), f"{info.get('host')} ({slot.node_id})")
             self.observer.on_worker_ready(slot.name, slot.node_id, pid)
             if self.t_first_ready is None:
                 self.t_first_ready = time.perf_counter()
                 self.report.ray["workers_ready_s"] = round(self.t_first_ready - self.t_spawn, 3)
         except ray.exceptions.RayError as exc:
             slot.dead = True
-            self.start_errors.append(_short(exc))
+            self.start_errors.append(cause_line(exc))
             if not any(s.ready for s in self._live()) and not any(
                 not s.ready for s in self._live()
             ):
@@ -464,8 +483,14 @@ class _Scheduler:
     def _worker_died(
         self, slot: _Slot, item: VideoItem, exc: Exception, queue: deque[VideoItem], max_spawns: int
     ) -> None:
+        import ray
+
         if not slot.dead:
             slot.dead = True
+            # "Unavailable" may also mean cut off for a while: make sure it is gone, so that
+            # it frees its CPUs for the replacement and sends nothing more.
+            with contextlib.suppress(Exception):
+                ray.kill(slot.handle, no_restart=True)
             if queue and self.spawned < max_spawns:
                 self._spawn()
         n = self.attempts.get(item.video_id, 0) + 1
@@ -490,6 +515,18 @@ class _Scheduler:
         self.report.failures.append(failure)
         self.observer.on_failure(failure)
         check_max_failures(len(self.report.failures), self.job.config.max_failures, failure)
+
+
+def _node_info(ray: Any) -> dict[str, dict[str, Any]]:
+    """Node id -> host name, IP and whether it was alive at the end (to read ``node_id``s)."""
+    return {
+        n["NodeID"]: {
+            "host": n.get("NodeManagerHostname"),
+            "ip": n.get("NodeManagerAddress"),
+            "alive": bool(n.get("Alive")),
+        }
+        for n in ray.nodes()
+    }
 
 
 def _short(exc: BaseException) -> str:

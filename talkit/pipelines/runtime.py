@@ -1,9 +1,13 @@
 """Ray for extraction: start it embedded or join a cluster, and size the workers to it.
 
 By default ``talkit extract`` starts Ray inside the command, sized to this machine, and
-stops it at the end, even where another Ray cluster runs on the machine. ``--ray-address`` joins a running cluster instead (``auto`` or
-``HOST:PORT``); talkit must be installed on its nodes. When Ray is already initialised in
-this process (a notebook, the test suite) it is used as it is and left running.
+stops it at the end, even where another Ray cluster runs on the machine. ``--ray-address``
+joins a running cluster instead (``auto`` or ``HOST:PORT``); talkit must be installed on its
+nodes (docs/cluster.md). A ``HOST:PORT`` is checked first (:func:`check_address`): an
+address where nothing listens, or a cluster that wants a token this process lacks, fails in
+seconds with what to do, where ``ray.init`` alone retries for 20 s to minutes. When Ray is
+already initialised in this process (a notebook, the test suite) it is used as it is and
+left running.
 
 Worker sizing follows what the cluster *has* (``ray.available_resources()``), never a
 fixed request: one worker per CPU (or per GPU with ``--device cuda``), each asking for a
@@ -17,6 +21,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +31,8 @@ from talkit.errors import InputError
 
 Device = Literal["cpu", "cuda"]
 CPU_FRACTION = 0.8  # of its share of CPUs that each worker requests (see module docstring)
+CONNECT_TIMEOUT_S = 5.0  # for the head's port to accept a TCP connection
+GCS_CHECK_S = 10.0  # for the head to accept or refuse this process
 
 
 class RayUnavailableError(InputError):
@@ -68,6 +76,8 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
         "configure_logging": True,
     }
     t0 = time.perf_counter()
+    if address:
+        check_address(resolve_address(address))
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -76,14 +86,105 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
             # RAY_ADDRESS or Ray's current-cluster file names (another user's `ray start`,
             # or a stale file), and then refuses num_cpus.
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except ray.exceptions.AuthenticationError as exc:
+        raise _token_error(address, exc) from exc
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
         where = f"at {address}" if address else "on this machine"
         raise RayUnavailableError(
             f"cannot start or reach Ray {where}: {exc}",
             hint="check --ray-address (e.g. auto, or HOST:6379 of the head node) and that "
-            "`ray status` works there; leave it out to run Ray embedded",
+            "`ray status` works there; a cluster with token authentication also needs "
+            "RAY_AUTH_MODE=token and its token here; leave --ray-address out to run Ray "
+            "embedded",
         ) from exc
     return RayRuntime(address, True, time.perf_counter() - t0, dict(ray.available_resources()))
+
+
+def resolve_address(address: str) -> str:
+    """The address ``ray.init(address=...)`` will really join.
+
+    Ray lets ``RAY_ADDRESS`` override the address it is given. That is right for ``auto``
+    (inside a Ray job, RAY_ADDRESS names the job's cluster), but a ``--ray-address
+    HOST:PORT`` that Ray silently replaces by another cluster is not: that is refused.
+    """
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if not env or env == address:
+        return address
+    if address == "auto":
+        return env
+    raise RayUnavailableError(
+        f"--ray-address {address}, but RAY_ADDRESS={env} in the environment, which Ray "
+        "would join instead",
+        hint="unset RAY_ADDRESS, or pass --ray-address auto to join the cluster it names",
+    )
+
+
+def check_address(address: str) -> None:
+    """Fail in seconds, saying what to do, where ``ray.init`` retries for a minute or more.
+
+    For ``HOST:PORT``: is anything listening there (else ``ray.init`` waits ~2 minutes),
+    and does the cluster accept this process (with token authentication and no token,
+    ``ray.init`` retries for 20 s and then only says it failed to connect). ``auto`` and
+    ``ray://`` addresses are left to Ray.
+    """
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise RayUnavailableError(
+            f"nothing answers at --ray-address {address} ({exc.strerror or exc})",
+            hint="check the head node's address (`ray start --head` prints it; `ray status` "
+            "there shows the cluster) and that this machine may reach that port",
+        ) from exc
+    refused = _gcs_refusal(address)
+    if refused is not None:
+        raise _token_error(address, refused)
+
+
+def _gcs_refusal(address: str) -> BaseException | None:
+    """The AuthenticationError the cluster's GCS answers this process with, if any.
+
+    Asked through Ray's own GCS client, in a thread given GCS_CHECK_S; anything else
+    (another error, no answer in time, a Ray without this client) is left to ``ray.init``.
+    """
+    import ray
+
+    try:
+        from ray._raylet import GcsClient
+    except ImportError:  # pragma: no cover - Ray moved its internals
+        return None
+    found: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            GcsClient(address=address)
+        except ray.exceptions.AuthenticationError as exc:
+            found.append(exc)
+        except Exception:  # ray.init reports the same problem in its own words
+            pass
+
+    thread = threading.Thread(target=ask, name="talkit-gcs-check", daemon=True)
+    thread.start()
+    thread.join(GCS_CHECK_S)
+    return found[0] if found else None
+
+
+def _token_error(address: str | None, exc: BaseException) -> RayUnavailableError:
+    return RayUnavailableError(
+        f"the Ray cluster at {address} refused this process: it requires token "
+        f"authentication ({_first_line(exc)})",
+        hint="set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (or "
+        "~/.ray/auth_token); `ray get-auth-token` prints it on the head node",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an error's message (Ray's go on for a paragraph)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0].split(". ", 1)[0][:200] if lines else type(exc).__name__
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ point that takes several backbones; only I3D exists now.)
 from __future__ import annotations
 
 import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -178,9 +179,20 @@ class ExtractWorker:
         self.pid = os.getpid()
         clean_stale_spools()  # left by workers killed on this machine mid-video
 
-    def ready(self) -> tuple[str, int]:
-        """(node id, pid): answered once the models are loaded."""
-        return self.node_id, self.pid
+    def ready(self) -> dict[str, Any]:
+        """Where this worker runs and its talkit version: answered once the models are loaded.
+
+        The driver compares the version with its own: a node installed with another talkit
+        (one that joined the cluster after the start-up checks) must not add its features.
+        """
+        from talkit import __version__
+
+        return {
+            "node_id": self.node_id,
+            "pid": self.pid,
+            "host": socket.gethostname(),
+            "talkit": __version__,
+        }
 
     def process(self, item: VideoItem) -> VideoResult:
         """Extract one video with every backbone; failures come back as data."""
