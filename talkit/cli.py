@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from talkit.errors import TalkitError
+from talkit.errors import Interrupted, TalkitError
 
 try:  # recent typer ships its own copy of click; older versions use click itself
     from typer._click import exceptions as click_errors
@@ -137,8 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         _error_line("error:", exc.format_message())
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print("[bold red]interrupted[/] (Ctrl-C)")
         sys.exit(130)
+    except Interrupted as exc:  # a command that stopped cleanly and says what it kept
+        if debug:
+            err_console.print_exception()
+        _error_line("interrupted:", str(exc).removeprefix("interrupted: "))
+        sys.exit(exc.exit_code)
     except TalkitError as exc:
         if debug:
             err_console.print_exception()
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print("[bold red]interrupted[/] (Ctrl-C)")
     if isinstance(code, int) and code != 0:
         sys.exit(code)
 
