@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from talkit.cli_options import record_invocation
 from talkit.errors import Interrupted, TalkitError
 
 try:  # recent typer ships its own copy of click; older versions use click itself
@@ -121,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     printed as text, never as rich markup, so ``[nan, inf]`` in them stays visible.
     ``--debug`` (anywhere on the command line) adds the traceback.
     """
-    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    record_invocation(given)
+    args, debug = _split_debug(given)
     _DEBUG["on"] = debug
     command = _plain_flags(typer.main.get_command(app))
     try:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from talkit.cli_options import comma_list, key_value
+from talkit.cli_options import comma_list, command_line, key_value
 from talkit.errors import InputError, TalkitError, WorkFailedError
 
 
@@ -182,7 +181,7 @@ def extract_command(
         force=force,
         ray_address=ray_address,
         report_path=report_path,
-        command=["talkit", *sys.argv[1:]] if sys.argv else [],
+        command=command_line(),
     )
     console = Console()
     observer = RichProgress() if not quiet else RunObserver()
