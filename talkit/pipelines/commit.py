@@ -43,6 +43,7 @@ from talkit.pipelines.testhooks import pause_point
 
 MAX_BUFFER_BYTES = 256 << 20
 COMMIT_ATTEMPTS = 30
+LOOKAHEAD = 256  # queued videos checked for another run's commits after each commit
 ABSENT = object()  # a video a feature set does not hold
 
 # feature set name -> video id -> the video's stored ``source`` attrs (None without one)
@@ -52,13 +53,27 @@ Sources = dict[str, dict[str, Any]]
 def read_sources(
     store: Any, dataset: str, names: list[str], ids: Iterable[str] | None = None
 ) -> Sources:
-    """The stored source of every (or each listed) complete video of each feature set."""
+    """The stored source of every (or each listed) complete video of each feature set.
+
+    Listed ids are looked up one by one, so a commit of 100 videos into a set of 50,000
+    reads 100 videos' metadata, not the whole listing.
+    """
+    from talkit.store.errors import VideoNotFoundError
+
     out: Sources = {}
     wanted = None if ids is None else list(ids)
     for name in names:
         fs = store.feature_set(dataset, name)
-        vids = fs.videos() if wanted is None else [v for v in wanted if v in fs]
-        out[name] = {vid: fs.video(vid).attrs.get(SOURCE_ATTR) for vid in vids}
+        if wanted is None:
+            out[name] = {vid: fs.video(vid).attrs.get(SOURCE_ATTR) for vid in fs.videos()}
+            continue
+        found = {}
+        for vid in wanted:
+            try:
+                found[vid] = fs.video(vid).attrs.get(SOURCE_ATTR)
+            except VideoNotFoundError:  # absent, or half-written (plain zarr)
+                continue
+        out[name] = found
     return out
 
 
@@ -122,6 +137,8 @@ class Committer:
         self.bytes = 0
         self.part = 0
         self.last = time.monotonic()
+        self.known_tip = store.snapshot_id  # the branch tip as this run last left or saw it
+        self.others_seen = False  # another writer committed since the last look at the queue
 
     @property
     def pending(self) -> list[str]:
@@ -164,6 +181,8 @@ class Committer:
         """The store's current version, and what to do with each buffered video there."""
         self.store.refresh()
         base = self.store.snapshot_id
+        if base != self.known_tip:
+            self.others_seen = True
         now = read_sources(self.store, self.dataset, self.names, self.pending)
         decisions = []
         for result in self.buffer:
@@ -228,6 +247,7 @@ class Committer:
             self.part += 1
             if snapshot:
                 report.commits.append(snapshot)
+        self.known_tip = self.store.snapshot_id  # refreshed by the commit, if one was made
         for d in decisions:
             r, vid = d.result, d.result.item.video_id
             acts = set(d.actions.values())
@@ -263,11 +283,15 @@ class Committer:
         """Queued videos that another run has committed since planning, from the same file.
 
         Called after a commit (the store is at the new version): such videos need not be
-        extracted again here. Only videos whose stored state changed since planning are
-        looked at (and hashed, as a resume would).
+        extracted again here. Only when another writer has committed since the last look,
+        and only the next LOOKAHEAD videos of the queue (those this run is about to start)
+        are looked up; those whose stored state changed since planning are hashed, as a
+        resume would.
         """
-        if not items:
+        if not items or not self.others_seen:
             return []
+        self.others_seen = False
+        items = items[:LOOKAHEAD]
         ids = [i.video_id for i in items]
         now = read_sources(self.store, self.dataset, self.names, ids)
         changed = {

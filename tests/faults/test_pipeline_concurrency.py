@@ -155,10 +155,11 @@ def test_a_video_committed_meanwhile_is_skipped_if_same_and_kept_with_a_clash_if
     ray_address: str, videos: Path, reference: Any, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """Right after planning, 'another run' commits two of the planned videos: one from the
-    same file (same fingerprint, same arrays), one from another file. The run skips the
-    first, keeps the second as it is, lists it as a clash and exits 1; the same command
-    then re-extracts it from this file."""
+    """Right after planning, 'another run' commits two of the planned videos: one from
+    another file (the first in the queue), one from the same file (the last: same
+    fingerprint, same arrays). The run keeps the first as it is, lists it as a clash and
+    exits 1; it sees the second committed after its own first commit and does not extract
+    it at all. The same command then re-extracts the clashing video from this file."""
     from talkit.pipelines.config import ExtractConfig
     from talkit.pipelines.plan import plan_videos
     from talkit.pipelines.progress import RunObserver
@@ -167,10 +168,20 @@ def test_a_video_committed_meanwhile_is_skipped_if_same_and_kept_with_a_clash_if
     from talkit.store import FeatureStore
 
     store = tmp_path / "s.store"
-    same, other = sorted(reference)[:2]
+    other, same = sorted(reference)[0], sorted(reference)[-1]
     theirs = {"path": "/elsewhere/other.mp4", "size": 1, "content_hash": "qsha256:00"}
 
     class CommitMeanwhile(RunObserver):
+        def __init__(self) -> None:
+            self.extracted: list[str] = []
+            self.elsewhere: list[str] = []
+
+        def on_video(self, done: Any) -> None:
+            self.extracted.append(done.video_id)
+
+        def on_done_elsewhere(self, video_ids: list[str]) -> None:
+            self.elsewhere.extend(video_ids)
+
         def on_start(self, report: Any, todo: int) -> None:
             fs = FeatureStore.open(str(store), mode="a")
             with fs.writer(message="another run") as w:
@@ -182,10 +193,10 @@ def test_a_video_committed_meanwhile_is_skipped_if_same_and_kept_with_a_clash_if
                                   attrs={"source": source})  # fmt: skip
 
     cfg = ExtractConfig.model_validate({**TINY_CONFIG, "num_workers": 1, "commit_every": 2})
-    report = run_extraction(
-        ExtractJob(plan_videos(videos), str(store), "synth", cfg), CommitMeanwhile()
-    )
+    observer = CommitMeanwhile()
+    report = run_extraction(ExtractJob(plan_videos(videos), str(store), "synth", cfg), observer)
     assert report.concurrent == [same]
+    assert observer.elsewhere == [same] and same not in observer.extracted
     assert [c["video_id"] for c in report.clashes] == [other]
     assert report.clashes[0]["kept"] == theirs
     assert report.clashes[0]["dropped"]["path"] == str((videos / f"{other}.mp4").resolve())
