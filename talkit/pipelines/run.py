@@ -17,6 +17,12 @@
   videos or 256 MiB), and at most two calls per worker are in flight.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
+- Several runs may write one store at once: each commit decides per video against the
+  store as it is then (:mod:`talkit.pipelines.commit`), so nothing is lost or written twice.
+- Failures of one video never stop the others; errors of the machine or the setup stop the
+  run at once, and so do too many failures in a row (:mod:`talkit.pipelines.failures`).
+  Ctrl-C stops it cleanly, a second one at once (:mod:`talkit.pipelines.interrupt`). A
+  stopped run commits what is finished and writes its report first.
 - On a cluster (``--ray-address``, or more than one node), every node that can host a
   worker is checked before any model loads (:mod:`talkit.pipelines.nodes`), and each
   worker's talkit version is compared with the driver's when it is ready.
