@@ -16,12 +16,20 @@ as one byte range per shard. With the open store's chunk cache
 (:mod:`talkit.store.chunk_cache`), chunks found there are neither fetched nor copied, and a
 crop found whole there never goes to the store.
 
+Every chunk this path returns is checked first (:mod:`talkit.store.integrity`): a chunk
+whose codec chain ends in crc32c must match its checksum before it is decoded or cached (a
+cached chunk is trusted), a shard index must match its own, and in such arrays a chunk the
+store does not have is damage (the writer stores every chunk), not the fill value. Bytes
+that do not decode, objects that are missing or short, all raise CorruptDataError naming
+the array and chunk. ``verify=False`` skips only the checksum arithmetic.
+
 This path is used only for layouts it decodes exactly like zarr does: zarr v3, 2-d, a
-floating dtype, a regular chunk grid whose chunks span the full second dim, no filters,
-and a codec chain of pcodec alone or bytes (either endian) optionally followed by Zstd or
-Blosc, either directly or inside a sharding codec (index: little-endian bytes, optionally
-crc32c, at the start or end). :func:`plan` returns None for anything else and the caller
-falls back to zarr. Tests compare it with zarr's own read for every layout the store writes.
+floating dtype, a regular chunk grid whose chunks span the full second dim, no filter but
+an optional (1, 0) transpose, and a codec chain of pcodec alone or bytes (either endian)
+optionally followed by Zstd or Blosc, then optionally crc32c, either directly or inside a
+sharding codec (index: little-endian bytes, optionally crc32c, at the start or end).
+:func:`plan` returns None for anything else and the caller falls back to zarr. Tests
+compare it with zarr's own read for every layout the store writes.
 """
 
 from __future__ import annotations
@@ -37,14 +45,22 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
+from zarr.codecs import (
+    BloscCodec,
+    BytesCodec,
+    Crc32cCodec,
+    ShardingCodec,
+    TransposeCodec,
+    ZstdCodec,
+)
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 
 from talkit.store.chunk_cache import ChunkCache
-from talkit.store.errors import StoreError
+from talkit.store.errors import CorruptDataError
+from talkit.store.integrity import corrupt, library_error, read_error
 
 Decoder = Callable[[bytes], np.ndarray]
 DecodeInto = Callable[[bytes, np.ndarray], int]  # values written into the flat target
@@ -52,7 +68,6 @@ DecodeInto = Callable[[bytes, np.ndarray], int]  # values written into the flat 
 ENABLED = True  # False sends every read through zarr (tests and the benchmark compare both)
 
 _MAX_THREADS = 4  # decode threads besides the caller's
-_DAMAGED = "the store is damaged there; write the video again with overwrite=True"
 _NO_CHUNK = np.uint64(2**64 - 1)  # a shard index entry for a chunk that was not written
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
@@ -93,20 +108,33 @@ class ShardLayout:
     index_at_start: bool
     checksum: bool
 
-    def parse(self, raw: bytes, where: str) -> np.ndarray:
-        """(chunks_per_shard, 2) uint64 offsets and lengths from the encoded index."""
-        if len(raw) != self.index_nbytes:
-            raise StoreError(
-                f"shard index of {where} has {len(raw)} bytes, expected {self.index_nbytes}",
-                hint=_DAMAGED,
-            )
-        body = raw[:-4] if self.checksum else raw
-        if self.checksum:
-            import google_crc32c
+    def parse(self, raw: bytes, *, verify: bool = True) -> np.ndarray:
+        """(chunks_per_shard, 2) uint64 offsets and lengths from the encoded index.
 
-            if np.uint32(google_crc32c.value(body)).tobytes() != raw[-4:]:
-                raise StoreError(f"shard index of {where} fails its crc32c checksum", hint=_DAMAGED)
+        Raises :class:`Damaged` for an index of the wrong size or checksum.
+        """
+        if len(raw) != self.index_nbytes:
+            raise Damaged(f"its shard index has {len(raw)} bytes, expected {self.index_nbytes}")
+        body = raw[:-4] if self.checksum else raw
+        if self.checksum and verify and _crc32c(body) != raw[-4:]:
+            raise Damaged("its shard index fails its crc32c checksum")
         return np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
+
+
+class Damaged(Exception):
+    """Bytes that fail a check; :func:`read_rows` names the array and chunk."""
+
+    def __init__(self, what: str, chunk: int | None = None) -> None:
+        self.what = what
+        self.chunk = chunk
+        super().__init__(what)
+
+
+def _crc32c(data: Any) -> bytes:
+    """The crc32c of ``data`` (bytes or a uint8 array) as zarr stores it: 4 bytes, little-endian."""
+    import google_crc32c  # zarr's own dependency for its crc32c codec
+
+    return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
 
 
 @dataclass(frozen=True)
@@ -125,6 +153,10 @@ class ArrayPlan:
     decode: Decoder
     decode_into: DecodeInto | None = None  # decodes a prefix straight into an array
     shard: ShardLayout | None = None
+    checksum: bool = False  # each chunk ends in a crc32c of its bytes
+    verify: bool = True  # compare checksums (False: strip them unchecked)
+    transposed: bool = False  # chunks stored (dim, rows): decoded whole, then transposed
+    url: str = ""  # the store's, for error messages
     # Shard indexes read so far, by shard number: an array in a snapshot never changes.
     indexes: dict[int, np.ndarray | None] = field(default_factory=dict, compare=False)
     cache: ChunkCache | None = field(default=None, compare=False)  # the open store's
@@ -133,12 +165,36 @@ class ArrayPlan:
         key = self.metadata.encode_chunk_key((index, 0))
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk is stored (arrays written with checksums are), so a gap is damage."""
+        return self.checksum
+
+    def damage(self, what: str, chunk: int | None = None) -> CorruptDataError:
+        return corrupt(self.url, self.prefix, what, chunk=chunk)
+
 
 def _pcodec_into(raw: bytes, target: np.ndarray) -> int:
     """Decode the first ``target.size`` values of a pcodec chunk (pcodec stops there)."""
     from pcodec import standalone
 
     return int(standalone.simple_decompress_into(raw, target).n_processed)
+
+
+def _split_chain(codecs: Sequence[Any]) -> tuple[list[Any], bool, bool] | None:
+    """(codecs to decode, transposed, checksum) of a chunk codec chain, None if unsupported."""
+    codecs = list(codecs)
+    transposed = False
+    if codecs and isinstance(codecs[0], TransposeCodec):
+        if tuple(codecs[0].order) != (1, 0):
+            return None
+        transposed, codecs = True, codecs[1:]
+    checksum = bool(codecs) and isinstance(codecs[-1], Crc32cCodec)
+    if checksum:
+        codecs = codecs[:-1]
+    if any(isinstance(c, TransposeCodec | Crc32cCodec) for c in codecs):
+        return None
+    return codecs, transposed, checksum
 
 
 def _decoders(codecs: Sequence[Any], dtype: np.dtype) -> tuple[Decoder, DecodeInto | None] | None:
@@ -204,10 +260,17 @@ def _shard_layout(codec: ShardingCodec, shard_rows: int, dim: int) -> ShardLayou
     )
 
 
-def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None:
+def plan(
+    array: zarr.Array,
+    cache: ChunkCache | None = None,
+    *,
+    verify: bool = True,
+    url: str = "",
+) -> ArrayPlan | None:
     """A plan for reading row ranges of ``array``, or None when zarr must read it.
 
     ``cache``: where to keep the compressed chunks this plan fetches (and look first).
+    ``verify``: compare chunk checksums (on by default); ``url`` names the store in errors.
     """
     metadata = array.metadata
     if not isinstance(metadata, ArrayV3Metadata) or len(metadata.shape) != 2:
@@ -234,6 +297,10 @@ def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None
             return None
         chunk_rows = int(codecs[0].chunk_shape[0])
         codecs = list(codecs[0].codecs)
+    chain = _split_chain(codecs)
+    if chain is None:
+        return None
+    codecs, transposed, checksum = chain
     decoders = _decoders(codecs, dtype)
     if decoders is None:
         return None
@@ -249,8 +316,12 @@ def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None
         dtype=dtype,
         fill_value=0 if fill is None else fill,
         decode=decoders[0],
-        decode_into=decoders[1],
+        decode_into=None if transposed else decoders[1],
         shard=shard,
+        checksum=checksum,
+        verify=verify,
+        transposed=transposed,
+        url=url,
         cache=cache,
     )
 
@@ -307,8 +378,22 @@ async def _load_index(p: ArrayPlan, shard: int) -> None:
         if layout.index_at_start
         else SuffixByteRequest(layout.index_nbytes)
     )
-    raw = await p.store.get(p.object_key(shard), default_buffer_prototype(), byte_range=request)
-    p.indexes[shard] = None if raw is None else layout.parse(raw.to_bytes(), p.object_key(shard))
+    first = shard * layout.chunks_per_shard
+    try:
+        raw = await p.store.get(p.object_key(shard), default_buffer_prototype(), byte_range=request)
+    except BaseException as exc:
+        if not library_error(exc):
+            raise
+        raise read_error(p.url, p.prefix, exc, chunk=first) from exc
+    if raw is None:
+        if p.complete:
+            raise p.damage(f"shard {shard} ({p.object_key(shard)}) is missing", chunk=first)
+        p.indexes[shard] = None
+        return
+    try:
+        p.indexes[shard] = layout.parse(raw.to_bytes(), verify=p.verify)
+    except Damaged as exc:
+        raise p.damage(f"shard {shard}: {exc.what}", chunk=first) from None
 
 
 def _plan_fetches(p: ArrayPlan, chunks: list[int], columns: np.ndarray) -> list[_Fetch]:
@@ -344,6 +429,41 @@ def _plan_fetches(p: ArrayPlan, chunks: list[int], columns: np.ndarray) -> list[
     return fetches
 
 
+def _chunk_bytes(p: ArrayPlan, c: int, data: np.ndarray, lo_byte: int, hi_byte: int) -> bytes:
+    """The encoded bytes of chunk ``c`` from fetched ``data``, its checksum checked and removed."""
+    raw = data if hi_byte < 0 else data[lo_byte:hi_byte]
+    if not p.checksum:
+        return bytes(raw)
+    if raw.size < 4:
+        raise Damaged(f"it has {raw.size} bytes, too few for its crc32c checksum", c)
+    body = raw[:-4]
+    if p.verify and _crc32c(body) != raw[-4:].tobytes():
+        raise Damaged("its bytes fail their crc32c checksum", c)
+    return bytes(body)
+
+
+def _decode_chunk(p: ArrayPlan, c: int, raw: bytes, target: np.ndarray, lo: int, hi: int) -> None:
+    """Decode chunk ``c`` (verified bytes) and write its rows ``lo..hi`` into ``target``."""
+    first = c * p.chunk_rows
+    if p.decode_into is None:
+        flat = p.decode(raw)
+        if flat.size != p.chunk_rows * p.dim:
+            raise Damaged(f"it decoded to {flat.size} values, expected {p.chunk_rows * p.dim}", c)
+        if p.transposed:
+            target[...] = flat.reshape(p.dim, p.chunk_rows).T[lo - first : hi - first]
+        else:
+            target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
+        return
+    want = (hi - first) * p.dim  # values up to the last row needed
+    direct = lo == first and target.flags.c_contiguous
+    out = target.reshape(-1) if direct else _scratch_buffer(p.dtype, want)
+    got = p.decode_into(raw, out)  # direct: straight into the output, no copy
+    if got != want:
+        raise Damaged(f"it decoded to {got} values, expected {want}", c)
+    if not direct:
+        target[...] = out[(lo - first) * p.dim :].reshape(hi - lo, p.dim)
+
+
 def _place(
     fetch: _Fetch,
     data: np.ndarray | None,
@@ -351,43 +471,38 @@ def _place(
     start: int,
     stop: int,
 ) -> None:
-    """Decode ``chunks`` of one fetch and copy their rows ``start..stop`` into the output.
+    """Check and decode ``chunks`` of one fetch and copy their rows ``start..stop`` out.
 
-    ``data``: the fetched bytes as uint8 (None: nothing stored, the fill value). Only the
-    rows up to the crop's end are decoded where the codec can stop early (pcodec).
+    ``data``: the fetched bytes as uint8 (None: nothing stored). Only the rows up to the
+    crop's end are decoded where the codec can stop early (pcodec); a checksum covers the
+    whole chunk, which is always fetched whole. Every failure names the array and chunk.
     """
     p = fetch.plan
     for c, lo_byte, hi_byte in chunks:
         first = c * p.chunk_rows
         lo, hi = max(start, first), min(stop, first + p.chunk_rows)
         target = fetch.columns[lo - start : hi - start]
-        if fetch.cached is not None:
-            raw = fetch.cached[c]
-        elif data is None or not fetch.key:  # never written: zarr skips all-fill chunks
-            target[...] = p.fill_value
-            continue
-        else:
-            raw = bytes(data if hi_byte < 0 else data[lo_byte:hi_byte])
-            if p.cache is not None:
-                p.cache.put((p.prefix, c), raw)
-        where = f"chunk {c} of {p.prefix}"
-        if p.decode_into is None:
-            flat = p.decode(raw)
-            if flat.size != p.chunk_rows * p.dim:
-                raise StoreError(
-                    f"{where} decoded to {flat.size} values, expected {p.chunk_rows * p.dim}",
-                    hint=_DAMAGED,
-                )
-            target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
-            continue
-        want = (hi - first) * p.dim  # values up to the last row needed
-        direct = lo == first and target.flags.c_contiguous
-        out = target.reshape(-1) if direct else _scratch_buffer(p.dtype, want)
-        got = p.decode_into(raw, out)  # direct: straight into the output, no copy
-        if got != want:
-            raise StoreError(f"{where} decoded to {got} values, expected {want}", hint=_DAMAGED)
-        if not direct:
-            target[...] = out[(lo - first) * p.dim :].reshape(hi - lo, p.dim)
+        try:
+            if fetch.cached is not None:
+                raw = fetch.cached[c]  # checked before it was cached
+            elif data is None or not fetch.key:
+                if p.complete:  # the writer stored every chunk of this array
+                    raise Damaged("the store does not have this chunk", c)
+                target[...] = p.fill_value  # older arrays: zarr skipped all-fill chunks
+                continue
+            else:
+                raw = _chunk_bytes(p, c, data, lo_byte, hi_byte)
+                if p.cache is not None:
+                    p.cache.put((p.prefix, c), raw)
+            _decode_chunk(p, c, raw, target, lo, hi)
+        except Damaged as exc:
+            raise p.damage(exc.what, chunk=c) from None
+        except CorruptDataError:
+            raise
+        except BaseException as exc:  # a codec that cannot decode what it was given
+            if not library_error(exc):
+                raise
+            raise read_error(p.url, p.prefix, exc, chunk=c) from exc
 
 
 def _split(
@@ -445,8 +560,23 @@ def read_rows(
         if not f.key:
             return None
         request = None if f.byte_range is None else RangeByteRequest(*f.byte_range)
-        buffer = await f.plan.store.get(f.key, prototype, byte_range=request)
-        return None if buffer is None else buffer.as_numpy_array()
+        first = f.chunks[0][0]
+        try:
+            buffer = await f.plan.store.get(f.key, prototype, byte_range=request)
+        except BaseException as exc:  # a missing or short object, an unreadable manifest
+            if not library_error(exc):
+                raise
+            raise read_error(f.plan.url, f.plan.prefix, exc, chunk=first) from exc
+        if buffer is None:
+            return None
+        data = buffer.as_numpy_array()
+        if f.byte_range is not None and data.size != f.byte_range[1] - f.byte_range[0]:
+            raise f.plan.damage(
+                f"{f.key} returned {data.size} of bytes {f.byte_range[0]}..{f.byte_range[1]} "
+                "(the object is shorter than its shard index says)",
+                chunk=first,
+            )
+        return data
 
     async def fetch_all() -> tuple[list[_Fetch], list[np.ndarray | None]]:
         missing = _shards_needed(wanted)
