@@ -33,8 +33,8 @@ LEGACY = Path(__file__).parents[1] / "data" / "legacy"  # written by talkit befo
 Expected = dict[str, dict[str, np.ndarray]]
 
 
-def write_store(path: Path, engine: str = "icechunk") -> Expected:
-    """A small store as this talkit writes it; returns what every video must read back."""
+def write_store(path: Path | str, engine: str = "icechunk") -> Expected:
+    """A small store as this talkit writes it (a path or URL); returns what it must read back."""
     store = FeatureStore.create(str(path), engine=engine)  # type: ignore[arg-type]
     store.create_feature_set(DS, FS, spec(), storage=STORAGE)
     with store.writer(message="videos") as w:
