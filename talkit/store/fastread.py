@@ -23,7 +23,8 @@ store does not have is damage (the writer stores every chunk), not the fill valu
 that do not decode, objects that are missing or short, all raise CorruptDataError naming
 the array and chunk. ``verify=False`` skips only the checksum arithmetic.
 
-This path is used only for layouts it decodes exactly like zarr does: zarr v3, 2-d, a
+This path is used only for layouts it decodes exactly like zarr does
+(:mod:`talkit.store.chunk_format`): zarr v3, 2-d, a
 floating dtype, a regular chunk grid whose chunks span the full second dim, no filter but
 an optional (1, 0) transpose, and a codec chain of pcodec alone or bytes (either endian)
 optionally followed by Zstd or Blosc, then optionally crc32c, either directly or inside a
@@ -37,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,25 +46,27 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.codecs import (
-    BloscCodec,
-    BytesCodec,
-    Crc32cCodec,
-    ShardingCodec,
-    TransposeCodec,
-    ZstdCodec,
-)
+from zarr.codecs import ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 
 from talkit.store.chunk_cache import ChunkCache
+from talkit.store.chunk_format import (
+    Damaged,
+    DecodeInto,
+    Decoder,
+    ShardLayout,
+    crc32c,
+    decoders,
+    shard_layout,
+    split_chain,
+)
 from talkit.store.errors import CorruptDataError
 from talkit.store.integrity import corrupt, library_error, read_error
 
-Decoder = Callable[[bytes], np.ndarray]
-DecodeInto = Callable[[bytes, np.ndarray], int]  # values written into the flat target
+__all__ = ["ENABLED", "ArrayPlan", "Damaged", "ShardLayout", "plan", "read_rows"]
 
 ENABLED = True  # False sends every read through zarr (tests and the benchmark compare both)
 
@@ -97,44 +100,6 @@ def _executor() -> ThreadPoolExecutor:
             # (more jobs than CPUs only adds hand-offs).
             _threads = max(1, min(cpus, workers + 1))
         return _pool
-
-
-@dataclass(frozen=True)
-class ShardLayout:
-    """Where a shard keeps its index of chunk byte ranges, and how it is encoded."""
-
-    chunks_per_shard: int
-    index_nbytes: int  # 16 bytes per chunk, plus 4 with a crc32c
-    index_at_start: bool
-    checksum: bool
-
-    def parse(self, raw: bytes, *, verify: bool = True) -> np.ndarray:
-        """(chunks_per_shard, 2) uint64 offsets and lengths from the encoded index.
-
-        Raises :class:`Damaged` for an index of the wrong size or checksum.
-        """
-        if len(raw) != self.index_nbytes:
-            raise Damaged(f"its shard index has {len(raw)} bytes, expected {self.index_nbytes}")
-        body = raw[:-4] if self.checksum else raw
-        if self.checksum and verify and _crc32c(body) != raw[-4:]:
-            raise Damaged("its shard index fails its crc32c checksum")
-        return np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
-
-
-class Damaged(Exception):
-    """Bytes that fail a check; :func:`read_rows` names the array and chunk."""
-
-    def __init__(self, what: str, chunk: int | None = None) -> None:
-        self.what = what
-        self.chunk = chunk
-        super().__init__(what)
-
-
-def _crc32c(data: Any) -> bytes:
-    """The crc32c of ``data`` (bytes or a uint8 array) as zarr stores it: 4 bytes, little-endian."""
-    import google_crc32c  # zarr's own dependency for its crc32c codec
-
-    return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
 
 
 @dataclass(frozen=True)
@@ -174,92 +139,6 @@ class ArrayPlan:
         return corrupt(self.url, self.prefix, what, chunk=chunk)
 
 
-def _pcodec_into(raw: bytes, target: np.ndarray) -> int:
-    """Decode the first ``target.size`` values of a pcodec chunk (pcodec stops there)."""
-    from pcodec import standalone
-
-    return int(standalone.simple_decompress_into(raw, target).n_processed)
-
-
-def _split_chain(codecs: Sequence[Any]) -> tuple[list[Any], bool, bool] | None:
-    """(codecs to decode, transposed, checksum) of a chunk codec chain, None if unsupported."""
-    codecs = list(codecs)
-    transposed = False
-    if codecs and isinstance(codecs[0], TransposeCodec):
-        if tuple(codecs[0].order) != (1, 0):
-            return None
-        transposed, codecs = True, codecs[1:]
-    checksum = bool(codecs) and isinstance(codecs[-1], Crc32cCodec)
-    if checksum:
-        codecs = codecs[:-1]
-    if any(isinstance(c, TransposeCodec | Crc32cCodec) for c in codecs):
-        return None
-    return codecs, transposed, checksum
-
-
-def _decoders(codecs: Sequence[Any], dtype: np.dtype) -> tuple[Decoder, DecodeInto | None] | None:
-    """Decoders (bytes -> flat ndarray, and into an array if it can) for a codec chain."""
-    codecs = list(codecs)
-    if not codecs:
-        return None
-    first = codecs[0]
-    if type(first).__name__ == "PCodec":
-        if len(codecs) != 1 or getattr(first, "codec_name", "").split(".")[-1] != "pcodec":
-            return None
-        try:
-            from pcodec import standalone
-        except ImportError:
-            return None
-        return standalone.simple_decompress, _pcodec_into
-    decode = _decoder(codecs, dtype)
-    return None if decode is None else (decode, None)
-
-
-def _decoder(codecs: list[Any], dtype: np.dtype) -> Decoder | None:
-    """A bytes -> flat ndarray decoder for bytes (+ Zstd or Blosc), or None if unsupported."""
-    first = codecs[0]
-    if not isinstance(first, BytesCodec) or len(codecs) > 2:
-        return None
-    endian = getattr(first.endian, "value", first.endian)
-    stored = dtype.newbyteorder("<" if endian in (None, "little") else ">")
-    if len(codecs) == 1:
-        return lambda raw: np.frombuffer(raw, dtype=stored)
-    second = codecs[1]
-    if isinstance(second, ZstdCodec):
-        from numcodecs import Zstd
-
-        zstd = Zstd()
-        return lambda raw: np.frombuffer(zstd.decode(raw), dtype=stored)
-    if isinstance(second, BloscCodec):
-        from numcodecs import Blosc
-
-        blosc = Blosc()  # a Blosc frame carries its own settings; decoding needs none
-        return lambda raw: np.frombuffer(blosc.decode(raw), dtype=stored)
-    return None
-
-
-def _shard_layout(codec: ShardingCodec, shard_rows: int, dim: int) -> ShardLayout | None:
-    """The index layout of a sharding codec this path can read, else None."""
-    inner_rows, inner_dim = codec.chunk_shape
-    if inner_dim != dim or inner_rows <= 0 or shard_rows % inner_rows:
-        return None
-    index_codecs = list(codec.index_codecs)
-    if not index_codecs or not isinstance(index_codecs[0], BytesCodec):
-        return None
-    if getattr(index_codecs[0].endian, "value", index_codecs[0].endian) not in (None, "little"):
-        return None
-    checksum = index_codecs[1:] == [Crc32cCodec()]
-    if len(index_codecs) > 1 and not checksum:
-        return None
-    n = shard_rows // inner_rows
-    return ShardLayout(
-        chunks_per_shard=n,
-        index_nbytes=16 * n + (4 if checksum else 0),
-        index_at_start=getattr(codec.index_location, "value", codec.index_location) == "start",
-        checksum=checksum,
-    )
-
-
 def plan(
     array: zarr.Array,
     cache: ChunkCache | None = None,
@@ -292,17 +171,17 @@ def plan(
     shard = None
     chunk_rows = object_rows
     if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        shard = _shard_layout(codecs[0], int(object_rows), int(dim))
+        shard = shard_layout(codecs[0], int(object_rows), int(dim))
         if shard is None:
             return None
         chunk_rows = int(codecs[0].chunk_shape[0])
         codecs = list(codecs[0].codecs)
-    chain = _split_chain(codecs)
+    chain = split_chain(codecs)
     if chain is None:
         return None
     codecs, transposed, checksum = chain
-    decoders = _decoders(codecs, dtype)
-    if decoders is None:
+    decoding = decoders(codecs, dtype)
+    if decoding is None:
         return None
     fill = metadata.fill_value
     return ArrayPlan(
@@ -315,8 +194,8 @@ def plan(
         object_rows=int(object_rows),
         dtype=dtype,
         fill_value=0 if fill is None else fill,
-        decode=decoders[0],
-        decode_into=None if transposed else decoders[1],
+        decode=decoding[0],
+        decode_into=None if transposed else decoding[1],
         shard=shard,
         checksum=checksum,
         verify=verify,
@@ -437,7 +316,7 @@ def _chunk_bytes(p: ArrayPlan, c: int, data: np.ndarray, lo_byte: int, hi_byte: 
     if raw.size < 4:
         raise Damaged(f"it has {raw.size} bytes, too few for its crc32c checksum", c)
     body = raw[:-4]
-    if p.verify and _crc32c(body) != raw[-4:].tobytes():
+    if p.verify and crc32c(body) != raw[-4:].tobytes():
         raise Damaged("its bytes fail their crc32c checksum", c)
     return bytes(body)
 

@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from zarr.codecs import Crc32cCodec, ShardingCodec
 
 from talkit.errors import TalkitError
@@ -183,3 +184,57 @@ def has_checksum(codecs: Sequence[Any]) -> bool:
     if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
         codecs = list(codecs[0].codecs)
     return bool(codecs) and isinstance(codecs[-1], Crc32cCodec)
+
+
+def check_array(
+    url: str,
+    path: str,
+    array: Any,
+    *,
+    shape: tuple[int, int] | None,
+    dtype: np.dtype,
+    sealed: bool,
+    layout: tuple[tuple[int, int], tuple[int, int] | None] | None,
+) -> None:
+    """Raise CorruptDataError if an array's metadata disagrees with what its video says.
+
+    ``shape`` and ``dtype``: from the video's attrs and its feature set's spec. A
+    ``sealed`` video (one with an attrs digest) was written with crc32c in every chain
+    and with the chunks and shards (``layout``) its feature set's storage options give;
+    an unsealed one must have no checksums (it was written before them).
+    """
+    got_shape = tuple(int(x) for x in array.shape)
+    if shape is not None and got_shape != shape:
+        raise corrupt(url, path, f"its shape {got_shape} differs from the video's {shape}")
+    if np.dtype(array.dtype) != dtype:
+        raise corrupt(url, path, f"its dtype {array.dtype} is not {dtype}")
+    checksum = has_checksum(array.metadata.codecs)
+    if not sealed:
+        if checksum:  # written with a digest that is gone now
+            raise corrupt(
+                url, path, f"its video's attrs lack the {ATTRS_DIGEST} it was written with"
+            )
+        return
+    if not checksum:
+        raise corrupt(url, path, "its codecs lack the crc32c its video was written with")
+    got = (tuple(array.chunks), None if array.shards is None else tuple(array.shards))
+    if layout is not None and got != (
+        tuple(layout[0]),
+        None if layout[1] is None else tuple(layout[1]),
+    ):
+        raise corrupt(
+            url,
+            path,
+            f"its chunks {got[0]} / shards {got[1]} are not the ones its feature set writes "
+            f"({layout[0]} / {layout[1]})",
+        )
+
+
+def check_content(url: str, path: str, data: np.ndarray, expected: Any) -> None:
+    """Raise CorruptDataError if a whole array differs from the sha256 its writer recorded."""
+    if not isinstance(expected, str):
+        return  # not written by talkit: nothing recorded to compare with
+    from talkit.store.validate import content_hash
+
+    if content_hash(data) != expected:
+        raise corrupt(url, path, "its values differ from the sha256 recorded when it was written")

@@ -34,9 +34,10 @@ from talkit.store.errors import (
 from talkit.store.integrity import (
     ATTRS_DIGEST,
     cause_line,
+    check_array,
     check_attrs,
+    check_content,
     corrupt,
-    has_checksum,
     library_error,
     read_error,
     reading,
@@ -48,7 +49,6 @@ from talkit.store.spec import (
     StorageOptions,
     check_video_id,
 )
-from talkit.store.validate import content_hash
 
 _DAMAGED = "damaged"  # the status of a video whose attrs fail their digest
 
@@ -296,42 +296,22 @@ class VideoFeatures:
     def _check_array(self, array: zarr.Array, name: str) -> None:
         """An array's metadata must agree with the video's attrs (and, sealed, its layout)."""
         fs = self.feature_set
-        attrs = self.attrs
-        rows = attrs.get("num_snippets")
-        dim = 2 if name == TIMESTAMPS else fs.spec.streams[name]
-        dtype = np.dtype("float64" if name == TIMESTAMPS else fs.spec.dtype)
-        path = f"{self.path}/{name}"
-        shape = tuple(int(x) for x in array.shape)
-        if isinstance(rows, int) and shape != (rows, dim):
-            raise corrupt(
-                fs.context.url, path, f"its shape {shape} differs from the video's ({rows}, {dim})"
-            )
-        if np.dtype(array.dtype) != dtype:
-            raise corrupt(fs.context.url, path, f"its dtype {array.dtype} is not {dtype}")
-        if not self.sealed:
-            if has_checksum(array.metadata.codecs):  # written with a digest that is now gone
-                raise corrupt(
-                    fs.context.url,
-                    path,
-                    f"its video's attrs lack the {ATTRS_DIGEST} it was written with",
-                )
-            return
-        if not has_checksum(array.metadata.codecs):
-            raise corrupt(
-                fs.context.url, path, "its codecs lack the crc32c its video was written with"
-            )
+        rows = self.attrs.get("num_snippets")
         if name == TIMESTAMPS:
-            chunks, shards = shape, None
+            dim, dtype = 2, np.dtype("float64")
+            layout = ((rows, 2), None) if isinstance(rows, int) else None
         else:
-            chunks, shards = fs.storage.chunking(shape[0], dim)
-        got = (tuple(array.chunks), None if array.shards is None else tuple(array.shards))
-        if got != (tuple(chunks), None if shards is None else tuple(shards)):
-            raise corrupt(
-                fs.context.url,
-                path,
-                f"its chunks {got[0]} / shards {got[1]} are not the ones its feature set "
-                f"writes ({chunks} / {shards})",
-            )
+            dim, dtype = fs.spec.streams[name], np.dtype(fs.spec.dtype)
+            layout = fs.storage.chunking(rows, dim) if isinstance(rows, int) else None
+        check_array(
+            fs.context.url,
+            f"{self.path}/{name}",
+            array,
+            shape=(rows, dim) if isinstance(rows, int) else None,
+            dtype=dtype,
+            sealed=self.sealed,
+            layout=layout,
+        )
 
     def check_whole(
         self, name: str, data: np.ndarray, plan: fastread.ArrayPlan | None, *, force: bool = False
@@ -346,14 +326,7 @@ class VideoFeatures:
         if plan is not None and plan.checksum and plan.verify and not force:
             return
         expected = (self.attrs.get("content_sha256") or {}).get(name)
-        if not isinstance(expected, str):
-            return
-        if content_hash(data) != expected:
-            raise corrupt(
-                self.feature_set.context.url,
-                f"{self.path}/{name}",
-                "its values differ from the sha256 recorded when it was written",
-            )
+        check_content(self.feature_set.context.url, f"{self.path}/{name}", data, expected)
 
     @property
     def timestamps(self) -> np.ndarray:
