@@ -315,10 +315,10 @@ def _chunk_bytes(p: ArrayPlan, c: int, data: np.ndarray, lo_byte: int, hi_byte: 
         return bytes(raw)
     if raw.size < 4:
         raise Damaged(f"it has {raw.size} bytes, too few for its crc32c checksum", c)
-    body = raw[:-4]
+    body = bytes(raw[:-4])  # the copy the decoder needs; crc32c lets go of the GIL on bytes
     if p.verify and crc32c(body) != raw[-4:].tobytes():
         raise Damaged("its bytes fail their crc32c checksum", c)
-    return bytes(body)
+    return body
 
 
 def _decode_chunk(p: ArrayPlan, c: int, raw: bytes, target: np.ndarray, lo: int, hi: int) -> None:
