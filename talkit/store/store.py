@@ -163,8 +163,8 @@ class FeatureStore:
         Every read is checked against the checksums and hashes written with the data, and
         damage raises :class:`~talkit.store.errors.CorruptDataError` instead of returning
         values (docs/store.md, "What every read checks"). ``verify=False`` skips the
-        checksum and hash arithmetic (for measuring its cost; about 5% of a random crop):
-        missing or undecodable chunks are still errors.
+        checksum and hash arithmetic, to measure what it costs (up to about a tenth of
+        a random crop's time): missing or undecodable chunks are still errors.
 
         ``cache_bytes``: keep up to this many bytes of compressed chunks in memory, for
         this open store only (least recently used dropped first). Fetching a chunk from a

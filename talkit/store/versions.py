@@ -154,7 +154,8 @@ def feature_set_info(fs: FeatureSet) -> dict[str, Any]:
         for name in video.streams:
             array = video.stream(name).zarr_array
             logical += int(array.nbytes)
-            stored += int(array.nbytes_stored())
+            with reading(fs.context.url, f"{fs.key}/{vid}/{name}"):
+                stored += int(array.nbytes_stored())
             if name not in chunks:
                 chunks[name] = list(array.chunks)
                 shards[name] = None if array.shards is None else list(array.shards)
