@@ -4,6 +4,7 @@
     python benchmarks/store_io.py --small    # quick run: 20 videos, T in 100..600
     python benchmarks/store_io.py --sweep    # chunk/codec sweep that chose the defaults
     python benchmarks/store_io.py --sweep layouts   # only the sharded layouts vs the old one
+    python benchmarks/store_io.py --verify   # the cost of checking every read (checksums)
 
 Everything is measured in one run on the same data with a warm page cache (all files fit
 in memory), so the printed ratios compare formats, not disks.
@@ -245,6 +246,7 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     cs = crops(data, args.crops, args.seed + 1)
     crop_bytes = sum((b - a) * 2048 * 4 for _, a, b in cs)
     opened, opened16 = FeatureStore.open(str(st)), FeatureStore.open(str(st16))
+    unverified = FeatureStore.open(str(st), verify=False)
     via_zarr = FeatureStore.open(str(st))
     flat = FeatureStore.open(str(st_flat))
     plain = FeatureStore.open(str(st_plain))
@@ -260,6 +262,7 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
             "mmap": lambda: crop_npy_mmap(npy, cs),
             "h5": lambda: crop_h5(h5, cs),
             "st": lambda: crop_store(opened, cs),
+            "st_nover": lambda: crop_store(unverified, cs),
             "st_fresh": lambda: crop_store(FeatureStore.open(str(st)), cs),
             "st_zarr": lambda: crop_store_zarr_path(via_zarr, cs),
             "st_flat": lambda: crop_store(flat, cs),
@@ -298,6 +301,7 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
     print(f"  h5py           {len(cs) / cr_h5:7.1f}")
     for label, key in (
         ("store float32", "st"),
+        ("  verify off  ", "st_nover"),
         ("  fresh open  ", "st_fresh"),
         ("  zarr path   ", "st_zarr"),
         ("  unsharded   ", "st_flat"),
@@ -330,6 +334,9 @@ def run_main(args: argparse.Namespace, work: Path) -> None:
         ratio = cr_load / crop[key]
         verdict = "met" if ratio >= 0.5 else "NOT met"
         print(f"  target: random-crop read >= 0.5x npy load, {label}: {ratio:.2f}x, {verdict}")
+    ratio = crop["st_nover"] / crop["st"]
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(f"  target: verified crops >= 0.9x unverified: {ratio:.2f}x, {verdict}")
     stats = cached.cache_stats()
     assert stats is not None
     print(
@@ -432,6 +439,60 @@ def run_sweep(args: argparse.Namespace, work: Path) -> None:
     print("ratio: float32 bytes / stored bytes; write: seconds; full, crop: speed relative to .npy")
 
 
+def run_verify(args: argparse.Namespace, work: Path) -> None:
+    """What checking every read costs: the same reads with verification on and off.
+
+    Verified reads compare each fetched chunk with its crc32c before decoding it (the
+    default); ``FeatureStore.open(verify=False)`` skips that arithmetic. Stores written
+    before chunks had checksums are instead hashed (sha256) when a whole array is read;
+    that cost is the hash of the decoded arrays, timed here on the same data.
+    """
+    from talkit.store.validate import content_hash
+
+    n, t_range = (20, (100, 600)) if args.small else (200, (100, 2000))
+    print(f"generating {n} videos, T in {t_range[0]}..{t_range[1]}, D 2048 (rgb+flow) ...")
+    data = make_dataset(n, t_range, args.seed)
+    vids = list(data)
+    nbytes = sum(a.nbytes for v in data.values() for a in v.values())
+    st = work / "store"
+    write_store(st, data, StorageOptions())
+    cs = crops(data, args.crops, args.seed + 1)
+    on, off = FeatureStore.open(str(st)), FeatureStore.open(str(st), verify=False)
+    arrays = [a for v in data.values() for a in v.values()]
+    rounds = max(args.repeat, 5)
+    t = interleaved(
+        {
+            "crop_on": lambda: crop_store(on, cs),
+            "crop_off": lambda: crop_store(off, cs),
+            "fresh_on": lambda: crop_store(FeatureStore.open(str(st)), cs),
+            "fresh_off": lambda: crop_store(FeatureStore.open(str(st), verify=False), cs),
+            "whole_on": lambda: read_all_store(on, vids),
+            "whole_off": lambda: read_all_store(off, vids),
+            "sha256": lambda: [content_hash(a) for a in arrays],
+        },
+        rounds,
+    )
+    gb = nbytes / 1e9
+    print(f"\n== verification cost: {len(cs)} crops of {CROP} snippets, best of {rounds} rounds ==")
+    print(f"{'read':34} {'verified':>10} {'unverified':>10} {'ratio':>6}")
+    rows = (
+        ("random crops, store held open", "crop", "crops/s", len(cs)),
+        ("random crops, fresh open", "fresh", "crops/s", len(cs)),
+        ("whole dataset", "whole", "GB/s", gb),
+    )
+    for label, key, unit, amount in rows:
+        a, b = t[f"{key}_on"], t[f"{key}_off"]
+        print(f"{label:34} {amount / a:10.2f} {amount / b:10.2f} {b / a:6.2f}   ({unit})")
+    legacy = t["whole_off"] / (t["whole_off"] + t["sha256"])
+    print(
+        f"{'whole dataset, pre-checksum store':34} {gb / (t['whole_off'] + t['sha256']):10.2f} "
+        f"{gb / t['whole_off']:10.2f} {legacy:6.2f}   (GB/s; sha256 of every array added)"
+    )
+    ratio = t["crop_off"] / t["crop_on"]
+    verdict = "met" if ratio >= 0.9 else "NOT met"
+    print(f"target: verified random crops >= 0.9x unverified: {ratio:.2f}x, {verdict}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -445,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         help="chunk/codec sweep instead of the main run (layouts: only sharded pcodec and "
         "blosc layouts against the previous unsharded default)",
     )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="only the cost of verified reads (checksums on) against verify=False",
+    )
     parser.add_argument("--crops", type=int, default=400, help="random crops per pass")
     parser.add_argument("--repeat", type=int, default=3, help="read passes (best is reported)")
     parser.add_argument("--seed", type=int, default=0)
@@ -454,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="talkit-store-bench-", dir=args.workdir))
     try:
-        (run_sweep if args.sweep else run_main)(args, work)
+        run = run_verify if args.verify else run_sweep if args.sweep else run_main
+        run(args, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

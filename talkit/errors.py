@@ -13,9 +13,24 @@ class TalkitError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = _from_worker(message)
         self.message = message
         self.hint = hint
         super().__init__(message if hint is None else f"{message} ({hint})")
+
+
+def _from_worker(message: str) -> str:
+    """The original one-line message of an error that torch re-raised from a DataLoader worker.
+
+    torch re-raises a worker's exception as ``type(exc)(text)``, where the text is
+    "Caught X in DataLoader worker process N." plus the whole traceback; its last line is
+    ``module.X: <the message and hint>``, which is all a user needs to see.
+    """
+    if not (message.startswith("Caught ") and "\nOriginal Traceback" in message):
+        return message
+    last = message.rstrip().splitlines()[-1]
+    name, sep, text = last.partition(": ")
+    return text if sep and "Error" in name else message
 
 
 class InputError(TalkitError):

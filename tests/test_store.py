@@ -23,6 +23,7 @@ from talkit.store import (
     VideoExistsError,
     VideoNotFoundError,
 )
+from talkit.store.integrity import attrs_digest
 from tests.store_helpers import DIMS, DS, FS, assert_unchanged, features, make_store, spec
 
 
@@ -197,11 +198,13 @@ def test_nonexistent_version_and_unknown_format_exit_2(
     code, _, err = run_cli(capsys, "store", "info", url, "--version", "v9")
     assert code == 2 and "version 'v9' not found" in err
 
-    # A store written by a future talkit: its root says format version 99.
+    # A store written by a future talkit: its root says format version 99 (with the
+    # digest of its attrs that every talkit writes, docs/store.md).
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(url))
     session = repo.writable_session("main")
     root = zarr.open_group(store=session.store, mode="r+")
-    root.attrs.update({"talkit_store": {"format_version": 99}})
+    future = {"talkit_store": {"format_version": 99}}
+    root.attrs.update({**future, "attrs_sha256": attrs_digest("", future)})
     session.commit("from the future")
     with pytest.raises(
         StoreFormatError, match=r"format version 99; this talkit .* reads format versions 1\.\.1"

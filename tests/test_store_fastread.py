@@ -1,8 +1,8 @@
 """The lean crop-read path (talkit.store.fastread) returns exactly what zarr returns.
 
 Every codec and chunk layout the store writes is read both ways, over crops that start and
-end inside chunks, on chunk edges, past the end, and empty; layouts the lean path does not
-decode (transposed chunks) must fall back to zarr and still read correctly.
+end inside chunks, on chunk edges, past the end, and empty; every layout the store writes
+(transposed chunks too) goes through the lean path, whose chunk checksums are checked.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from talkit.store import FeatureStore, StorageOptions, StoreError, fastread
+from talkit.store import FeatureStore, StorageOptions, fastread
 from tests.store_helpers import DIMS, DS, FS, features, spec
 
 T = 53  # not a multiple of any chunk length below
@@ -107,8 +107,9 @@ def test_lean_path_reads_exactly_what_zarr_reads(
     np.testing.assert_array_equal(fast["features3:17"], joint[3:17])
     np.testing.assert_array_equal(fast["features16:32"][:, : DIMS["rgb"]], 0.0)
     video = FeatureStore.open(str(tmp_path / "s")).feature_set(DS, FS).video("v")
-    planned = video.stream("rgb").plan is not None
-    assert planned == (not storage.transpose)  # transposed chunks fall back to zarr
+    plan = video.stream("rgb").plan
+    assert plan is not None and plan.checksum  # every layout written is read and checked
+    assert plan.transposed == storage.transpose
 
 
 def test_plain_zarr_store_reads_through_the_lean_path(tmp_path: Path) -> None:
@@ -163,12 +164,16 @@ def test_corrupt_shard_index_is_an_error_not_wrong_values() -> None:
 
     body = np.array([[0, 10], [10, 12]], dtype="<u8").tobytes()
     good = body + np.uint32(google_crc32c.value(body)).tobytes()
-    np.testing.assert_array_equal(layout.parse(good, "x"), [[0, 10], [10, 12]])
+    np.testing.assert_array_equal(layout.parse(good), [[0, 10], [10, 12]])
     bad = bytes([good[0] ^ 1]) + good[1:]
-    with pytest.raises(StoreError, match="checksum"):
-        layout.parse(bad, "x")
-    with pytest.raises(StoreError, match="36"):
-        layout.parse(good[:-1], "x")
+    with pytest.raises(fastread.Damaged, match="checksum"):
+        layout.parse(bad)
+    with pytest.raises(fastread.Damaged, match="36"):
+        layout.parse(good[:-1])
+    # verify=False skips only the arithmetic: the damaged index parses, the short one does not
+    assert layout.parse(bad, verify=False).shape == (2, 2)
+    with pytest.raises(fastread.Damaged, match="36"):
+        layout.parse(good[:-1], verify=False)
 
 
 def test_storage_options_shards_and_the_layout_of_older_feature_sets() -> None:

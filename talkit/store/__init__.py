@@ -13,10 +13,12 @@ if TYPE_CHECKING:
     from talkit.store.backend import CommitInfo
     from talkit.store.chunk_cache import CacheStats
     from talkit.store.errors import (
+        CorruptDataError,
         FeatureSetNotFoundError,
         FeatureValidationError,
         StoreError,
         StoreFormatError,
+        StoreReadError,
         VersionNotFoundError,
         VideoExistsError,
         VideoNotFoundError,
@@ -32,10 +34,12 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "CommitInfo": "talkit.store.backend",
     "CacheStats": "talkit.store.chunk_cache",
+    "CorruptDataError": "talkit.store.errors",
     "FeatureSetNotFoundError": "talkit.store.errors",
     "FeatureValidationError": "talkit.store.errors",
     "StoreError": "talkit.store.errors",
     "StoreFormatError": "talkit.store.errors",
+    "StoreReadError": "talkit.store.errors",
     "VersionNotFoundError": "talkit.store.errors",
     "VideoExistsError": "talkit.store.errors",
     "VideoNotFoundError": "talkit.store.errors",
@@ -70,6 +74,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CacheStats",
     "CommitInfo",
+    "CorruptDataError",
     "FeatureSet",
     "FeatureSetDiff",
     "FeatureSetNotFoundError",
@@ -82,6 +87,7 @@ __all__ = [
     "StoreDiff",
     "StoreError",
     "StoreFormatError",
+    "StoreReadError",
     "StreamView",
     "VersionNotFoundError",
     "VideoExistsError",

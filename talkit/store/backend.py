@@ -27,12 +27,15 @@ from zarr.storage import LocalStore
 
 from talkit.store.errors import (
     CommitConflictError,
+    CorruptDataError,
     StoreError,
     StoreFormatError,
     VersionNotFoundError,
 )
 
-icechunk.set_logs_filter("error")  # its local-storage concurrency warning is handled by our lock
+# Off: its local-storage concurrency warning is handled by our lock, and the errors it logs
+# (to stdout, many lines each) are raised to talkit too, which reports them in one line.
+icechunk.set_logs_filter("off")
 # icechunk objects held in reference cycles are otherwise freed in the interpreter's final
 # teardown, after its native runtime may be gone: processes that wrote a store concurrently
 # then aborted at exit now and then (SIGABRT, after their commit had landed; ~5% of spawned
@@ -181,6 +184,13 @@ class IcechunkBackend:
         try:
             repo = icechunk.Repository.open(_icechunk_storage(url))
         except icechunk.IcechunkError as exc:
+            if local_path(url) is not None:  # detect_engine saw its refs/ and snapshots/
+                raise CorruptDataError(
+                    f"damaged store {url}: its repository cannot be opened: {_first_line(exc)}",
+                    hint="its refs (refs/*/ref.json) or config.yaml are damaged; restore them "
+                    "from a backup (a ref holds the id of a snapshot in snapshots/)",
+                    store=url,
+                ) from exc
             raise StoreFormatError(f"cannot open store {url}: {_first_line(exc)}") from exc
         return cls(url, repo)
 
@@ -188,6 +198,17 @@ class IcechunkBackend:
     def resolve(self, version: str | None) -> tuple[str, str | None]:
         """Snapshot id for a branch, tag or snapshot id; and the branch name if it is one."""
         name = DEFAULT_BRANCH if version is None else version
+        try:
+            return self._resolve(name)
+        except icechunk.IcechunkError as exc:  # a ref file that does not parse
+            raise CorruptDataError(
+                f"damaged store {self.url}: cannot read version {name!r}: {_first_line(exc)}",
+                hint="read another version with --version (a tag or snapshot id); "
+                f"`talkit store log {self.url} --version V` lists them",
+                store=self.url,
+            ) from exc
+
+    def _resolve(self, name: str) -> tuple[str, str | None]:
         branches = self.repo.list_branches()
         if name in branches:
             return self.repo.lookup_branch(name), name
@@ -210,6 +231,25 @@ class IcechunkBackend:
     def read_root(self, snapshot_id: str) -> zarr.Group:
         session = self.repo.readonly_session(snapshot_id=snapshot_id)
         return zarr.open_group(store=session.store, mode="r")
+
+    def check_snapshot(self, snapshot_id: str, label: str) -> None:
+        """Raise CorruptDataError if the snapshot file cannot be read.
+
+        icechunk's store answers "no such key" for every key of a snapshot it cannot
+        read, which zarr reports as a missing root group; this finds the real cause.
+        """
+        try:
+            self.repo.lookup_snapshot(snapshot_id)
+            next(iter(self.repo.ancestry(snapshot_id=snapshot_id)), None)
+        except icechunk.IcechunkError as exc:
+            tags = ", ".join(sorted(self.repo.list_tags())) or "none"
+            raise CorruptDataError(
+                f"damaged store {self.url}: snapshot {snapshot_id} ({label}) cannot be read: "
+                f"{_first_line(exc)}",
+                hint=f"read another version with --version (tags: {tags}); "
+                f"`talkit store verify {self.url} --version V` checks one",
+                store=self.url,
+            ) from exc
 
     def log(self, snapshot_id: str) -> list[CommitInfo]:
         tags: dict[str, list[str]] = {}
@@ -376,6 +416,9 @@ class ZarrBackend:
 
     def read_root(self, snapshot_id: str) -> zarr.Group:
         return zarr.open_group(store=LocalStore(self.path, read_only=True), mode="r")
+
+    def check_snapshot(self, snapshot_id: str, label: str) -> None:
+        """A plain zarr directory has no snapshot files to check."""
 
     def _no_history(self, what: str) -> StoreError:
         return StoreError(

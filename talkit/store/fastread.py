@@ -16,12 +16,21 @@ as one byte range per shard. With the open store's chunk cache
 (:mod:`talkit.store.chunk_cache`), chunks found there are neither fetched nor copied, and a
 crop found whole there never goes to the store.
 
-This path is used only for layouts it decodes exactly like zarr does: zarr v3, 2-d, a
-floating dtype, a regular chunk grid whose chunks span the full second dim, no filters,
-and a codec chain of pcodec alone or bytes (either endian) optionally followed by Zstd or
-Blosc, either directly or inside a sharding codec (index: little-endian bytes, optionally
-crc32c, at the start or end). :func:`plan` returns None for anything else and the caller
-falls back to zarr. Tests compare it with zarr's own read for every layout the store writes.
+Every chunk this path returns is checked first (:mod:`talkit.store.integrity`): a chunk
+whose codec chain ends in crc32c must match its checksum before it is decoded or cached (a
+cached chunk is trusted), a shard index must match its own, and in such arrays a chunk the
+store does not have is damage (the writer stores every chunk), not the fill value. Bytes
+that do not decode, objects that are missing or short, all raise CorruptDataError naming
+the array and chunk. ``verify=False`` skips only the checksum arithmetic.
+
+This path is used only for layouts it decodes exactly like zarr does
+(:mod:`talkit.store.chunk_format`): zarr v3, 2-d, a
+floating dtype, a regular chunk grid whose chunks span the full second dim, no filter but
+an optional (1, 0) transpose, and a codec chain of pcodec alone or bytes (either endian)
+optionally followed by Zstd or Blosc, then optionally crc32c, either directly or inside a
+sharding codec (index: little-endian bytes, optionally crc32c, at the start or end).
+:func:`plan` returns None for anything else and the caller falls back to zarr. Tests
+compare it with zarr's own read for every layout the store writes.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,22 +46,31 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.abc.store import RangeByteRequest, SuffixByteRequest
-from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec, ZstdCodec
+from zarr.codecs import ShardingCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 
 from talkit.store.chunk_cache import ChunkCache
-from talkit.store.errors import StoreError
+from talkit.store.chunk_format import (
+    Damaged,
+    DecodeInto,
+    Decoder,
+    ShardLayout,
+    crc32c,
+    decoders,
+    shard_layout,
+    split_chain,
+)
+from talkit.store.errors import CorruptDataError
+from talkit.store.integrity import corrupt, library_error, read_error
 
-Decoder = Callable[[bytes], np.ndarray]
-DecodeInto = Callable[[bytes, np.ndarray], int]  # values written into the flat target
+__all__ = ["ENABLED", "ArrayPlan", "Damaged", "ShardLayout", "plan", "read_rows"]
 
 ENABLED = True  # False sends every read through zarr (tests and the benchmark compare both)
 
 _MAX_THREADS = 4  # decode threads besides the caller's
-_DAMAGED = "the store is damaged there; write the video again with overwrite=True"
 _NO_CHUNK = np.uint64(2**64 - 1)  # a shard index entry for a chunk that was not written
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = -1
@@ -85,31 +103,6 @@ def _executor() -> ThreadPoolExecutor:
 
 
 @dataclass(frozen=True)
-class ShardLayout:
-    """Where a shard keeps its index of chunk byte ranges, and how it is encoded."""
-
-    chunks_per_shard: int
-    index_nbytes: int  # 16 bytes per chunk, plus 4 with a crc32c
-    index_at_start: bool
-    checksum: bool
-
-    def parse(self, raw: bytes, where: str) -> np.ndarray:
-        """(chunks_per_shard, 2) uint64 offsets and lengths from the encoded index."""
-        if len(raw) != self.index_nbytes:
-            raise StoreError(
-                f"shard index of {where} has {len(raw)} bytes, expected {self.index_nbytes}",
-                hint=_DAMAGED,
-            )
-        body = raw[:-4] if self.checksum else raw
-        if self.checksum:
-            import google_crc32c
-
-            if np.uint32(google_crc32c.value(body)).tobytes() != raw[-4:]:
-                raise StoreError(f"shard index of {where} fails its crc32c checksum", hint=_DAMAGED)
-        return np.frombuffer(body, dtype="<u8").reshape(self.chunks_per_shard, 2)
-
-
-@dataclass(frozen=True)
 class ArrayPlan:
     """How to fetch and decode the chunks of one (T, D) array without zarr's pipeline."""
 
@@ -125,6 +118,10 @@ class ArrayPlan:
     decode: Decoder
     decode_into: DecodeInto | None = None  # decodes a prefix straight into an array
     shard: ShardLayout | None = None
+    checksum: bool = False  # each chunk ends in a crc32c of its bytes
+    verify: bool = True  # compare checksums (False: strip them unchecked)
+    transposed: bool = False  # chunks stored (dim, rows): decoded whole, then transposed
+    url: str = ""  # the store's, for error messages
     # Shard indexes read so far, by shard number: an array in a snapshot never changes.
     indexes: dict[int, np.ndarray | None] = field(default_factory=dict, compare=False)
     cache: ChunkCache | None = field(default=None, compare=False)  # the open store's
@@ -133,81 +130,26 @@ class ArrayPlan:
         key = self.metadata.encode_chunk_key((index, 0))
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk is stored (arrays written with checksums are), so a gap is damage."""
+        return self.checksum
 
-def _pcodec_into(raw: bytes, target: np.ndarray) -> int:
-    """Decode the first ``target.size`` values of a pcodec chunk (pcodec stops there)."""
-    from pcodec import standalone
-
-    return int(standalone.simple_decompress_into(raw, target).n_processed)
-
-
-def _decoders(codecs: Sequence[Any], dtype: np.dtype) -> tuple[Decoder, DecodeInto | None] | None:
-    """Decoders (bytes -> flat ndarray, and into an array if it can) for a codec chain."""
-    codecs = list(codecs)
-    if not codecs:
-        return None
-    first = codecs[0]
-    if type(first).__name__ == "PCodec":
-        if len(codecs) != 1 or getattr(first, "codec_name", "").split(".")[-1] != "pcodec":
-            return None
-        try:
-            from pcodec import standalone
-        except ImportError:
-            return None
-        return standalone.simple_decompress, _pcodec_into
-    decode = _decoder(codecs, dtype)
-    return None if decode is None else (decode, None)
+    def damage(self, what: str, chunk: int | None = None) -> CorruptDataError:
+        return corrupt(self.url, self.prefix, what, chunk=chunk)
 
 
-def _decoder(codecs: list[Any], dtype: np.dtype) -> Decoder | None:
-    """A bytes -> flat ndarray decoder for bytes (+ Zstd or Blosc), or None if unsupported."""
-    first = codecs[0]
-    if not isinstance(first, BytesCodec) or len(codecs) > 2:
-        return None
-    endian = getattr(first.endian, "value", first.endian)
-    stored = dtype.newbyteorder("<" if endian in (None, "little") else ">")
-    if len(codecs) == 1:
-        return lambda raw: np.frombuffer(raw, dtype=stored)
-    second = codecs[1]
-    if isinstance(second, ZstdCodec):
-        from numcodecs import Zstd
-
-        zstd = Zstd()
-        return lambda raw: np.frombuffer(zstd.decode(raw), dtype=stored)
-    if isinstance(second, BloscCodec):
-        from numcodecs import Blosc
-
-        blosc = Blosc()  # a Blosc frame carries its own settings; decoding needs none
-        return lambda raw: np.frombuffer(blosc.decode(raw), dtype=stored)
-    return None
-
-
-def _shard_layout(codec: ShardingCodec, shard_rows: int, dim: int) -> ShardLayout | None:
-    """The index layout of a sharding codec this path can read, else None."""
-    inner_rows, inner_dim = codec.chunk_shape
-    if inner_dim != dim or inner_rows <= 0 or shard_rows % inner_rows:
-        return None
-    index_codecs = list(codec.index_codecs)
-    if not index_codecs or not isinstance(index_codecs[0], BytesCodec):
-        return None
-    if getattr(index_codecs[0].endian, "value", index_codecs[0].endian) not in (None, "little"):
-        return None
-    checksum = index_codecs[1:] == [Crc32cCodec()]
-    if len(index_codecs) > 1 and not checksum:
-        return None
-    n = shard_rows // inner_rows
-    return ShardLayout(
-        chunks_per_shard=n,
-        index_nbytes=16 * n + (4 if checksum else 0),
-        index_at_start=getattr(codec.index_location, "value", codec.index_location) == "start",
-        checksum=checksum,
-    )
-
-
-def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None:
+def plan(
+    array: zarr.Array,
+    cache: ChunkCache | None = None,
+    *,
+    verify: bool = True,
+    url: str = "",
+) -> ArrayPlan | None:
     """A plan for reading row ranges of ``array``, or None when zarr must read it.
 
     ``cache``: where to keep the compressed chunks this plan fetches (and look first).
+    ``verify``: compare chunk checksums (on by default); ``url`` names the store in errors.
     """
     metadata = array.metadata
     if not isinstance(metadata, ArrayV3Metadata) or len(metadata.shape) != 2:
@@ -229,13 +171,17 @@ def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None
     shard = None
     chunk_rows = object_rows
     if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
-        shard = _shard_layout(codecs[0], int(object_rows), int(dim))
+        shard = shard_layout(codecs[0], int(object_rows), int(dim))
         if shard is None:
             return None
         chunk_rows = int(codecs[0].chunk_shape[0])
         codecs = list(codecs[0].codecs)
-    decoders = _decoders(codecs, dtype)
-    if decoders is None:
+    chain = split_chain(codecs)
+    if chain is None:
+        return None
+    codecs, transposed, checksum = chain
+    decoding = decoders(codecs, dtype)
+    if decoding is None:
         return None
     fill = metadata.fill_value
     return ArrayPlan(
@@ -248,9 +194,13 @@ def plan(array: zarr.Array, cache: ChunkCache | None = None) -> ArrayPlan | None
         object_rows=int(object_rows),
         dtype=dtype,
         fill_value=0 if fill is None else fill,
-        decode=decoders[0],
-        decode_into=decoders[1],
+        decode=decoding[0],
+        decode_into=None if transposed else decoding[1],
         shard=shard,
+        checksum=checksum,
+        verify=verify,
+        transposed=transposed,
+        url=url,
         cache=cache,
     )
 
@@ -307,8 +257,22 @@ async def _load_index(p: ArrayPlan, shard: int) -> None:
         if layout.index_at_start
         else SuffixByteRequest(layout.index_nbytes)
     )
-    raw = await p.store.get(p.object_key(shard), default_buffer_prototype(), byte_range=request)
-    p.indexes[shard] = None if raw is None else layout.parse(raw.to_bytes(), p.object_key(shard))
+    first = shard * layout.chunks_per_shard
+    try:
+        raw = await p.store.get(p.object_key(shard), default_buffer_prototype(), byte_range=request)
+    except BaseException as exc:
+        if not library_error(exc):
+            raise
+        raise read_error(p.url, p.prefix, exc, chunk=first) from exc
+    if raw is None:
+        if p.complete:
+            raise p.damage(f"shard {shard} ({p.object_key(shard)}) is missing", chunk=first)
+        p.indexes[shard] = None
+        return
+    try:
+        p.indexes[shard] = layout.parse(raw.to_bytes(), verify=p.verify)
+    except Damaged as exc:
+        raise p.damage(f"shard {shard}: {exc.what}", chunk=first) from None
 
 
 def _plan_fetches(p: ArrayPlan, chunks: list[int], columns: np.ndarray) -> list[_Fetch]:
@@ -344,6 +308,41 @@ def _plan_fetches(p: ArrayPlan, chunks: list[int], columns: np.ndarray) -> list[
     return fetches
 
 
+def _chunk_bytes(p: ArrayPlan, c: int, data: np.ndarray, lo_byte: int, hi_byte: int) -> bytes:
+    """The encoded bytes of chunk ``c`` from fetched ``data``, its checksum checked and removed."""
+    raw = data if hi_byte < 0 else data[lo_byte:hi_byte]
+    if not p.checksum:
+        return bytes(raw)
+    if raw.size < 4:
+        raise Damaged(f"it has {raw.size} bytes, too few for its crc32c checksum", c)
+    body = bytes(raw[:-4])  # the copy the decoder needs; crc32c lets go of the GIL on bytes
+    if p.verify and crc32c(body) != raw[-4:].tobytes():
+        raise Damaged("its bytes fail their crc32c checksum", c)
+    return body
+
+
+def _decode_chunk(p: ArrayPlan, c: int, raw: bytes, target: np.ndarray, lo: int, hi: int) -> None:
+    """Decode chunk ``c`` (verified bytes) and write its rows ``lo..hi`` into ``target``."""
+    first = c * p.chunk_rows
+    if p.decode_into is None:
+        flat = p.decode(raw)
+        if flat.size != p.chunk_rows * p.dim:
+            raise Damaged(f"it decoded to {flat.size} values, expected {p.chunk_rows * p.dim}", c)
+        if p.transposed:
+            target[...] = flat.reshape(p.dim, p.chunk_rows).T[lo - first : hi - first]
+        else:
+            target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
+        return
+    want = (hi - first) * p.dim  # values up to the last row needed
+    direct = lo == first and target.flags.c_contiguous
+    out = target.reshape(-1) if direct else _scratch_buffer(p.dtype, want)
+    got = p.decode_into(raw, out)  # direct: straight into the output, no copy
+    if got != want:
+        raise Damaged(f"it decoded to {got} values, expected {want}", c)
+    if not direct:
+        target[...] = out[(lo - first) * p.dim :].reshape(hi - lo, p.dim)
+
+
 def _place(
     fetch: _Fetch,
     data: np.ndarray | None,
@@ -351,43 +350,38 @@ def _place(
     start: int,
     stop: int,
 ) -> None:
-    """Decode ``chunks`` of one fetch and copy their rows ``start..stop`` into the output.
+    """Check and decode ``chunks`` of one fetch and copy their rows ``start..stop`` out.
 
-    ``data``: the fetched bytes as uint8 (None: nothing stored, the fill value). Only the
-    rows up to the crop's end are decoded where the codec can stop early (pcodec).
+    ``data``: the fetched bytes as uint8 (None: nothing stored). Only the rows up to the
+    crop's end are decoded where the codec can stop early (pcodec); a checksum covers the
+    whole chunk, which is always fetched whole. Every failure names the array and chunk.
     """
     p = fetch.plan
     for c, lo_byte, hi_byte in chunks:
         first = c * p.chunk_rows
         lo, hi = max(start, first), min(stop, first + p.chunk_rows)
         target = fetch.columns[lo - start : hi - start]
-        if fetch.cached is not None:
-            raw = fetch.cached[c]
-        elif data is None or not fetch.key:  # never written: zarr skips all-fill chunks
-            target[...] = p.fill_value
-            continue
-        else:
-            raw = bytes(data if hi_byte < 0 else data[lo_byte:hi_byte])
-            if p.cache is not None:
-                p.cache.put((p.prefix, c), raw)
-        where = f"chunk {c} of {p.prefix}"
-        if p.decode_into is None:
-            flat = p.decode(raw)
-            if flat.size != p.chunk_rows * p.dim:
-                raise StoreError(
-                    f"{where} decoded to {flat.size} values, expected {p.chunk_rows * p.dim}",
-                    hint=_DAMAGED,
-                )
-            target[...] = flat.reshape(p.chunk_rows, p.dim)[lo - first : hi - first]
-            continue
-        want = (hi - first) * p.dim  # values up to the last row needed
-        direct = lo == first and target.flags.c_contiguous
-        out = target.reshape(-1) if direct else _scratch_buffer(p.dtype, want)
-        got = p.decode_into(raw, out)  # direct: straight into the output, no copy
-        if got != want:
-            raise StoreError(f"{where} decoded to {got} values, expected {want}", hint=_DAMAGED)
-        if not direct:
-            target[...] = out[(lo - first) * p.dim :].reshape(hi - lo, p.dim)
+        try:
+            if fetch.cached is not None:
+                raw = fetch.cached[c]  # checked before it was cached
+            elif data is None or not fetch.key:
+                if p.complete:  # the writer stored every chunk of this array
+                    raise Damaged("the store does not have this chunk", c)
+                target[...] = p.fill_value  # older arrays: zarr skipped all-fill chunks
+                continue
+            else:
+                raw = _chunk_bytes(p, c, data, lo_byte, hi_byte)
+                if p.cache is not None:
+                    p.cache.put((p.prefix, c), raw)
+            _decode_chunk(p, c, raw, target, lo, hi)
+        except Damaged as exc:
+            raise p.damage(exc.what, chunk=c) from None
+        except CorruptDataError:
+            raise
+        except BaseException as exc:  # a codec that cannot decode what it was given
+            if not library_error(exc):
+                raise
+            raise read_error(p.url, p.prefix, exc, chunk=c) from exc
 
 
 def _split(
@@ -445,8 +439,23 @@ def read_rows(
         if not f.key:
             return None
         request = None if f.byte_range is None else RangeByteRequest(*f.byte_range)
-        buffer = await f.plan.store.get(f.key, prototype, byte_range=request)
-        return None if buffer is None else buffer.as_numpy_array()
+        first = f.chunks[0][0]
+        try:
+            buffer = await f.plan.store.get(f.key, prototype, byte_range=request)
+        except BaseException as exc:  # a missing or short object, an unreadable manifest
+            if not library_error(exc):
+                raise
+            raise read_error(f.plan.url, f.plan.prefix, exc, chunk=first) from exc
+        if buffer is None:
+            return None
+        data = buffer.as_numpy_array()
+        if f.byte_range is not None and data.size != f.byte_range[1] - f.byte_range[0]:
+            raise f.plan.damage(
+                f"{f.key} returned {data.size} of bytes {f.byte_range[0]}..{f.byte_range[1]} "
+                "(the object is shorter than its shard index says)",
+                chunk=first,
+            )
+        return data
 
     async def fetch_all() -> tuple[list[_Fetch], list[np.ndarray | None]]:
         missing = _shards_needed(wanted)

@@ -36,7 +36,15 @@ STATUS_WRITING = "writing"
 
 # Attrs the writer owns; user attrs may not set them.
 RESERVED_VIDEO_ATTRS = frozenset(
-    {"status", "num_snippets", "streams", "content_sha256", "written_at", "float16_error"}
+    {
+        "status",
+        "num_snippets",
+        "streams",
+        "content_sha256",
+        "written_at",
+        "float16_error",
+        "attrs_sha256",
+    }
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=@,-]*$")
@@ -177,6 +185,14 @@ class StorageOptions(BaseModel):
         per_shard = max(1, self.shard_t // self.chunk_t)
         needed = -(-max(num_snippets, 1) // self.chunk_t)
         return min(per_shard, needed) * self.chunk_t
+
+    def chunking(self, rows: int, dim: int) -> tuple[tuple[int, int], tuple[int, int] | None]:
+        """(chunk shape, shard shape or None) of a (rows, dim) array; tiny videos get one chunk."""
+        chunk = max(1, min(self.chunk_t, rows))
+        shard = self.shard_rows(rows)
+        if shard is None:
+            return (chunk, dim), None
+        return (chunk, dim), (chunk if rows < self.chunk_t else shard, dim)
 
     def resolved(self) -> StorageOptions:
         """Concrete options: ``auto`` codec and ``None`` level replaced by what is used."""

@@ -39,7 +39,16 @@ from talkit.store.errors import (
     StoreError,
     StoreFormatError,
 )
-from talkit.store.reader import FeatureSet, VideoFeatures
+from talkit.store.integrity import (
+    ATTRS_DIGEST,
+    attrs_digest,
+    check_attrs,
+    corrupt,
+    library_error,
+    read_error,
+    reading,
+)
+from talkit.store.reader import FeatureSet, ReadContext, VideoFeatures
 from talkit.store.spec import (
     FORMAT_VERSION,
     ROOT_KEY,
@@ -58,7 +67,12 @@ class FeatureStore:
     """A versioned store of snippet features (see module docstring)."""
 
     def __init__(
-        self, backend: Backend, version: str | None, mode: Mode, cache_bytes: int = 0
+        self,
+        backend: Backend,
+        version: str | None,
+        mode: Mode,
+        cache_bytes: int = 0,
+        verify: bool = True,
     ) -> None:
         if mode not in ("r", "a"):
             raise StoreError(
@@ -72,6 +86,7 @@ class FeatureStore:
         self._chunk_cache = ChunkCache(cache_bytes) if cache_bytes else None
         self._backend = backend
         self.url = backend.url
+        self.verify = bool(verify)
         self.mode: Mode = mode
         self.version = version
         self.snapshot_id, self.branch = backend.resolve(version)
@@ -114,9 +129,10 @@ class FeatureStore:
                 f"cannot create store at {url}: a store already exists there",
                 hint="open it with FeatureStore.open, or pick a new prefix",
             )
-        attrs = {
+        attrs: dict[str, Any] = {
             ROOT_KEY: {"format_version": FORMAT_VERSION, "created_by": f"talkit {__version__}"}
         }
+        attrs[ATTRS_DIGEST] = attrs_digest("", attrs)
         if engine == "icechunk":
             try:
                 backend: Backend = IcechunkBackend.create(url)
@@ -145,8 +161,15 @@ class FeatureStore:
         *,
         mode: Mode = "r",
         cache_bytes: int = 0,
+        verify: bool = True,
     ) -> FeatureStore:
         """Open a store at a version (branch, tag or snapshot id; default: branch main).
+
+        Every read is checked against the checksums and hashes written with the data, and
+        damage raises :class:`~talkit.store.errors.CorruptDataError` instead of returning
+        values (docs/store.md, "What every read checks"). ``verify=False`` skips the
+        checksum and hash arithmetic, to measure what it costs (up to about a tenth of
+        a random crop's time): missing or undecodable chunks are still errors.
 
         ``cache_bytes``: keep up to this many bytes of compressed chunks in memory, for
         this open store only (least recently used dropped first). Fetching a chunk from a
@@ -161,7 +184,7 @@ class FeatureStore:
         backend: Backend = (
             IcechunkBackend.open(str(url)) if engine == "icechunk" else ZarrBackend.open(str(url))
         )
-        return cls(backend, version, mode, cache_bytes=cache_bytes)
+        return cls(backend, version, mode, cache_bytes=cache_bytes, verify=verify)
 
     @classmethod
     def _open_created(cls, url: str, wait_s: float = 10.0) -> FeatureStore:
@@ -187,12 +210,22 @@ class FeatureStore:
     def _open_root(self, snapshot_id: str) -> zarr.Group:
         try:
             root = self._backend.read_root(snapshot_id)
+            attrs = dict(root.attrs)
         except (GroupNotFoundError, FileNotFoundError) as exc:
+            # icechunk answers "no such key" when it cannot read the snapshot at all.
+            self._backend.check_snapshot(snapshot_id, self._label())
             raise StoreFormatError(
                 f"{self.url} has no zarr root group, so it is not a talkit feature store",
                 hint="create stores with FeatureStore.create or `talkit store import`",
             ) from exc
-        meta = root.attrs.get(ROOT_KEY)
+        except BaseException as exc:  # a root group whose metadata does not parse
+            if not library_error(exc):
+                raise
+            raise read_error(self.url, "", exc) from exc
+        check_attrs(self.url, "", attrs, verify=self.verify)
+        meta = attrs.get(ROOT_KEY)
+        if ATTRS_DIGEST in attrs and not isinstance(meta, Mapping):
+            raise corrupt(self.url, "", f"its root attrs lack '{ROOT_KEY}'")
         if not isinstance(meta, Mapping) or "format_version" not in meta:
             raise StoreFormatError(
                 f"{self.url} is a zarr store but not a talkit feature store "
@@ -231,9 +264,12 @@ class FeatureStore:
         return int(self._root.attrs[ROOT_KEY]["format_version"])
 
     # -- reading ----------------------------------------------------------------------
+    def _context(self) -> ReadContext:
+        return ReadContext(url=self.url, verify=self.verify, cache=self._chunk_cache)
+
     def feature_sets(self) -> list[str]:
         """``dataset/feature_set`` keys in this version."""
-        return sorted(list_feature_sets(self._root))
+        return sorted(list_feature_sets(self._root, self._context()))
 
     def feature_set(self, dataset: str, name: str | None = None) -> FeatureSet:
         """A feature set by ``(dataset, name)`` or by ``"dataset/name"``."""
@@ -241,17 +277,18 @@ class FeatureStore:
             dataset, name = split_feature_set(dataset)
         key = f"{dataset}/{name}"
         if key not in self._sets:
-            try:
-                group = self._root[key]
-            except KeyError:
-                group = None
+            with reading(self.url, key):
+                try:
+                    group = self._root[key]
+                except KeyError:
+                    group = None
             if not isinstance(group, zarr.Group):
                 have = ", ".join(self.feature_sets()) or "none"
                 raise FeatureSetNotFoundError(
                     f"feature set {key} not found in {self.url} at {self._label()}",
                     hint=f"feature sets here: {have}",
                 )
-            self._sets[key] = FeatureSet(group, dataset, name, self._chunk_cache)
+            self._sets[key] = FeatureSet(group, dataset, name, self._context())
         return self._sets[key]
 
     def video(self, feature_set: FeatureSet | str, video_id: str) -> VideoFeatures:
@@ -349,7 +386,7 @@ class FeatureStore:
         else:
             snapshot = self._backend.resolve(version)[0]
             root = self._open_root(snapshot)
-        sets = list_feature_sets(root)
+        sets = list_feature_sets(root, self._context())
         return {
             "url": self.url,
             "engine": self.engine,

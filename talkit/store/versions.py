@@ -15,20 +15,51 @@ import numpy as np
 import zarr
 
 from talkit.store.codecs import describe_codecs
-from talkit.store.reader import FeatureSet
+from talkit.store.errors import StoreError
+from talkit.store.integrity import ATTRS_DIGEST, corrupt, reading
+from talkit.store.reader import FeatureSet, ReadContext
+from talkit.store.spec import split_feature_set
 
 # Attrs that change on every write without the video changing.
-_VOLATILE_ATTRS = frozenset({"written_at"})
+_VOLATILE_ATTRS = frozenset({"written_at", ATTRS_DIGEST})
 
 
-def list_feature_sets(root: zarr.Group) -> dict[str, FeatureSet]:
+def list_feature_sets(
+    root: zarr.Group, context: ReadContext | None = None
+) -> dict[str, FeatureSet]:
     """All ``dataset/feature_set`` groups (those with a spec) under a store root."""
+    context = context or ReadContext()
     out: dict[str, FeatureSet] = {}
-    for ds_name, ds_group in sorted(root.groups()):
-        for fs_name, fs_group in sorted(ds_group.groups()):
-            if "spec" in fs_group.attrs:
-                out[f"{ds_name}/{fs_name}"] = FeatureSet(fs_group, ds_name, fs_name)
+    sets = []
+    with reading(context.url, ""):
+        for ds_name, ds_group in sorted(root.groups()):
+            _check_placement(context.url, ds_name, ds_group.attrs, ("spec", "status"))
+            for fs_name, fs_group in sorted(ds_group.groups()):
+                if "spec" in fs_group.attrs:
+                    sets.append((ds_name, fs_name, fs_group))
+                else:
+                    _check_placement(
+                        context.url, f"{ds_name}/{fs_name}", fs_group.attrs, ("status",)
+                    )
+    for ds_name, fs_name, fs_group in sets:
+        key = f"{ds_name}/{fs_name}"
+        try:
+            split_feature_set(key)
+        except StoreError:  # talkit checks every name it writes: this one changed since
+            raise corrupt(context.url, key, "its name is not one talkit writes") from None
+        out[key] = FeatureSet(fs_group, ds_name, fs_name, context)
     return out
+
+
+def _check_placement(url: str, path: str, attrs: Any, foreign: tuple[str, ...]) -> None:
+    """A feature-set or video group at another depth than talkit writes it is damage.
+
+    Dataset groups have no attrs; a group with a spec or a status is a feature set or a
+    video, and one found where a dataset (or a feature set) belongs means a damaged path.
+    """
+    found = [k for k in (*foreign, ATTRS_DIGEST) if k in attrs]
+    if found:
+        raise corrupt(url, path, f"a group with {found[0]!r} attrs where talkit writes none")
 
 
 @dataclass
@@ -123,7 +154,8 @@ def feature_set_info(fs: FeatureSet) -> dict[str, Any]:
         for name in video.streams:
             array = video.stream(name).zarr_array
             logical += int(array.nbytes)
-            stored += int(array.nbytes_stored())
+            with reading(fs.context.url, f"{fs.key}/{vid}/{name}"):
+                stored += int(array.nbytes_stored())
             if name not in chunks:
                 chunks[name] = list(array.chunks)
                 shards[name] = None if array.shards is None else list(array.shards)

@@ -22,16 +22,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import zarr
-from zarr.codecs import ZstdCodec
 
 from talkit import __version__
-from talkit.store.codecs import array_codecs, quiet_codec_warnings
+from talkit.store.codecs import array_codecs, quiet_codec_warnings, timestamps_codecs
 from talkit.store.errors import (
     FeatureSetNotFoundError,
     StoreError,
     VideoExistsError,
     VideoNotFoundError,
 )
+from talkit.store.integrity import ATTRS_DIGEST, attrs_digest
 from talkit.store.spec import (
     STATUS_COMPLETE,
     STATUS_WRITING,
@@ -100,7 +100,7 @@ class _VideoSink:
         fs_group = self._root()[key]
         assert isinstance(fs_group, zarr.Group)
         _replace_check(fs_group, key, video_id, overwrite)
-        _write_prepared(fs_group, storage, prepared)
+        _write_prepared(fs_group, key, storage, prepared)
         self._written.append(f"{key}/{video_id}")
         self._after_write()
 
@@ -140,19 +140,16 @@ def _replace_check(fs_group: zarr.Group, key: str, video_id: str, overwrite: boo
 
 def _chunking(storage: StorageOptions, shape: tuple[int, ...]) -> dict[str, Any]:
     """``chunks`` (and ``shards``) for one (T, D) array; tiny videos get one short chunk."""
-    rows, dim = shape
-    chunk = max(1, min(storage.chunk_t, rows))
-    shard = storage.shard_rows(rows)
-    if shard is None:
-        return {"chunks": (chunk, dim)}
-    return {"chunks": (chunk, dim), "shards": (chunk if rows < storage.chunk_t else shard, dim)}
+    chunks, shards = storage.chunking(int(shape[0]), int(shape[1]))
+    return {"chunks": chunks} if shards is None else {"chunks": chunks, "shards": shards}
 
 
-def _write_prepared(fs_group: zarr.Group, storage: StorageOptions, video: PreparedVideo) -> None:
+def _write_prepared(
+    fs_group: zarr.Group, key: str, storage: StorageOptions, video: PreparedVideo
+) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    group = fs_group.create_group(
-        video.video_id, attributes={**video.attrs, "status": STATUS_WRITING, "written_at": now}
-    )
+    attrs = {**video.attrs, "status": STATUS_WRITING, "written_at": now}
+    group = fs_group.create_group(video.video_id, attributes=attrs)
     for name, data in video.streams.items():
         with quiet_codec_warnings():
             group.create_array(
@@ -166,11 +163,14 @@ def _write_prepared(fs_group: zarr.Group, storage: StorageOptions, video: Prepar
         TIMESTAMPS,
         data=video.timestamps,
         chunks=video.timestamps.shape,
-        compressors=[ZstdCodec(level=3)],
         dimension_names=("snippet", "bound"),
+        **timestamps_codecs(),
     )
-    # Written last: a plain zarr reader sees the video only once this attr says so.
-    group.attrs.update({"status": STATUS_COMPLETE})
+    # Written last: a plain zarr reader sees the video only once this attr says so. The
+    # digest covers the final attrs and the video's path (talkit.store.integrity).
+    attrs["status"] = STATUS_COMPLETE
+    digest = attrs_digest(f"{key}/{video.video_id}", attrs)
+    group.attrs.update({"status": STATUS_COMPLETE, ATTRS_DIGEST: digest})
 
 
 def spec_digest(spec: FeatureSetSpec) -> str:
@@ -262,9 +262,9 @@ class Writer(_VideoSink):
                     hint="use a new feature-set name for features made differently",
                 )
         ds_group = root.require_group(dataset)
-        ds_group.create_group(
-            name, attributes={"spec": spec.to_attrs(), "storage": storage.model_dump()}
-        )
+        attrs = {"spec": spec.to_attrs(), "storage": storage.model_dump()}
+        attrs[ATTRS_DIGEST] = attrs_digest(key, attrs)
+        ds_group.create_group(name, attributes=attrs)
         self._specs[key] = (spec, storage)
         self._written.append(key)
         self._after_write()

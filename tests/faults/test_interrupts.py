@@ -22,7 +22,7 @@ from train_helpers import make_store, thumos_few_classes
 
 from talkit.store import FeatureStore
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 TRAIN_SETTINGS = [
     "--config", "basnet_thumos14", "--iterations", "100000", "--eval-every", "100000",

@@ -34,6 +34,8 @@ from s3_helpers import aws_environment, set_environment
 
 ray = pytest.importorskip("ray")
 
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
 
 @pytest.fixture(scope="module")
 def ray_address(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Any:

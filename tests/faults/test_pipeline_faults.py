@@ -35,7 +35,7 @@ from pipeline_helpers import TINY_CONFIG, assert_same_arrays, read_feature_set
 
 ray = pytest.importorskip("ray")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
