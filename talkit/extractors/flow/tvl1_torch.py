@@ -169,18 +169,27 @@ def _warp(
     """I1 and its gradient at x + u, as ``cv2.remap(INTER_CUBIC)`` with a zero border.
 
     ``i1`` is (N, 3, H, W): I1, I1x, I1y. ``grid_sample``'s bicubic is the same Keys kernel
-    (a = -0.75) with the same zero taps outside the image; with ``align_corners=True`` its
-    grid maps back to pixel x + u to within ~1e-5 px. Returns the warped gradient
+    (a = -0.75) with the same zero taps outside the image. The sample positions x + u are
+    float32 sums, as OpenCV's maps are; the grid is then made in float64, where it maps
+    back to those positions exactly enough that a sample at a whole pixel is that pixel
+    bit for bit, as in OpenCV (a float32 grid is off by ~1e-5 px, which identical frames
+    turn into ~0.1 px of flow where the image is flat). Returns the warped gradient
     (N, 2, H, W), its squared norm ``grad`` and the constant part ``rho_c`` of the
     linearised data term.
     """
     h, w = i1.shape[-2:]
-    xs = torch.arange(w, device=i1.device, dtype=torch.float32)
-    ys = torch.arange(h, device=i1.device, dtype=torch.float32)[:, None]
+    mx = torch.arange(w, device=i1.device, dtype=torch.float32) + u[:, 0]
+    my = torch.arange(h, device=i1.device, dtype=torch.float32)[:, None] + u[:, 1]
     grid = torch.stack(
-        [(xs + u[:, 0]) * (2.0 / (w - 1)) - 1.0, (ys + u[:, 1]) * (2.0 / (h - 1)) - 1.0], -1
+        [
+            mx.to(torch.float64) * (2.0 / (w - 1)) - 1.0,
+            my.to(torch.float64) * (2.0 / (h - 1)) - 1.0,
+        ],
+        -1,
     )
-    warped = F.grid_sample(i1, grid, mode="bicubic", padding_mode="zeros", align_corners=True)
+    warped = F.grid_sample(
+        i1.to(torch.float64), grid, mode="bicubic", padding_mode="zeros", align_corners=True
+    ).to(torch.float32)
     g = warped[:, 1:]
     grad = g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1]
     rho_c = warped[:, 0] - g[:, 0] * u[:, 0] - g[:, 1] * u[:, 1] - i0
@@ -396,23 +405,62 @@ class TVL1:
         consts: torch.Tensor,
         eps: torch.Tensor,
     ) -> torch.Tensor:
-        par, k = self.params, self.kernels
+        par = self.params
         n, h, w = i0.shape
         stack = torch.cat([i1[:, None], centred_gradient(i1)], 1).contiguous()
         p = torch.zeros(n, 2, 2, h, w, device=self.device)
-        check_every = _CUDA_CHECK_EVERY if self.device.type == "cuda" else 1
         for _warp_index in range(par.warps):
             g, grad, rho_c = _warp(stack, u, i0)
-            active = torch.ones(n, dtype=torch.bool, device=self.device)
-            steps = 0
-            for _outer in range(par.outer_iterations):
-                if not bool(active.any()):
-                    break
-                if par.median_filtering > 1:
-                    u = k.median(u, active, par.median_filtering)
-                for _inner in range(par.inner_iterations):
-                    u, p, active = k.iterate(u, p, g, grad, rho_c, active, consts, eps)
-                    steps += 1
-                    if steps % check_every == 0 and not bool(active.any()):
-                        break
+            u, p = self._solve(u, p, g, grad, rho_c, consts, eps)
         return u
+
+    def _solve(
+        self,
+        u: torch.Tensor,
+        p: torch.Tensor,
+        g: torch.Tensor,
+        grad: torch.Tensor,
+        rho_c: torch.Tensor,
+        consts: torch.Tensor,
+        eps: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Iterate one warp until every pair has converged or reached the cap.
+
+        Once half of the working batch has converged, the converged pairs leave it (their
+        u and p are final), so a few slow pairs do not drag the whole batch through their
+        iterations. Leaving copies values exactly: no pair's result changes.
+        """
+        par, k = self.params, self.kernels
+        check_every = _CUDA_CHECK_EVERY if self.device.type == "cuda" else 1
+        n = u.shape[0]
+        ids = torch.arange(n, device=self.device)  # working pair -> pair of the batch
+        out_u, out_p = u, p
+        active = torch.ones(n, dtype=torch.bool, device=self.device)
+        steps = 0
+        for _outer in range(par.outer_iterations):
+            if not bool(active.any()):
+                break
+            if par.median_filtering > 1:
+                u = k.median(u, active, par.median_filtering)
+            for _inner in range(par.inner_iterations):
+                u, p, active = k.iterate(u, p, g, grad, rho_c, active, consts, eps)
+                steps += 1
+                if steps % check_every:
+                    continue
+                live = int(active.sum())
+                if live == 0:
+                    break
+                if live <= u.shape[0] // 2 and u.shape[0] > 2:
+                    out_u, out_p = out_u.index_copy(0, ids, u), out_p.index_copy(0, ids, p)
+                    keep = torch.nonzero(active).flatten()
+                    if live == 1:  # keep a converged passenger: compiled code specialises
+                        keep = torch.cat([keep, torch.nonzero(~active).flatten()[:1]])
+                    ids, u, p, g, grad, rho_c, active = (
+                        t.index_select(0, keep) for t in (ids, u, p, g, grad, rho_c, active)
+                    )
+            else:
+                continue
+            break
+        if u.shape[0] == n:  # never compacted: ids is the identity
+            return u, p
+        return out_u.index_copy(0, ids, u), out_p.index_copy(0, ids, p)
