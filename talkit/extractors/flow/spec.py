@@ -49,8 +49,8 @@ _FARNEBACK_DEFAULTS: dict[str, float | int] = {
 }
 _DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
-# tvl1_torch_fast: OpenCV's defaults except these (chosen by benchmarks/flow.py --presets;
-# accuracy cost measured there and in docs/backbones.md).
+# tvl1_torch_fast: OpenCV's defaults except these; its speed and accuracy cost are measured
+# by benchmarks/flow.py and reported in docs/flow.md.
 FAST_PRESET: dict[str, float | int] = {"epsilon": 0.02, "warps": 2}
 
 

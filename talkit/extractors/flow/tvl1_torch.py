@@ -288,10 +288,7 @@ class _Kernels:
     def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.compile:
             try:
-                # No "duck shaping": a batch of 2 pairs or square frames must not make the
-                # compiled code assume that N == 2 or H == W.
-                with _no_duck_shapes():
-                    return _compiled(fn)(*args)
+                return _compiled(fn)(*args)
             except Exception as exc:  # any compiler failure: fall back to eager
                 warnings.warn(
                     f"torch.compile failed for TV-L1 ({type(exc).__name__}: {exc}); "
@@ -357,8 +354,15 @@ class TVL1:
             return int(max(1, min(512, free // 4 // (_BYTES_PER_PIXEL * pixels))))
         return int(max(1, min(256, _CPU_PIXELS_PER_BATCH // pixels)))
 
-    @torch.no_grad()
     def __call__(
+        self, first: torch.Tensor | np.ndarray, second: torch.Tensor | np.ndarray
+    ) -> torch.Tensor:
+        # No "duck shaping" while compiling: a batch of 2 pairs or square frames must not
+        # make the compiled code assume that N == 2 or H == W.
+        with torch.no_grad(), _no_duck_shapes():
+            return self._flow(first, second)
+
+    def _flow(
         self, first: torch.Tensor | np.ndarray, second: torch.Tensor | np.ndarray
     ) -> torch.Tensor:
         i0 = torch.as_tensor(first).to(self.device, torch.float32)
