@@ -202,6 +202,32 @@ def test_flow_options_in_the_extract_config() -> None:
         load_extract_config(None, {"flow": "farneback", "flow_device": "cuda", "device": "cuda"})
 
 
+def test_flow_is_sized_apart_from_the_model() -> None:
+    """CPU flow gets the worker's share of the cores; a GPU worker whose torch TV-L1 runs
+    on the GPU needs no CPU threads, one whose flow runs on its CPUs gets its share."""
+    from talkit.pipelines.config import load_extract_config
+    from talkit.pipelines.runtime import size_workers
+
+    def cpu_flow(**fields: object) -> bool:
+        return load_extract_config(None, {"device": "cuda", **fields}).torch_flow_on_cpu()
+
+    assert cpu_flow(flow="tvl1_torch", flow_device="cpu")
+    assert not cpu_flow(flow="tvl1_torch")  # auto: the model's device, the GPU
+    assert not cpu_flow(flow="tvl1_torch", flow_device="cpu", streams=["rgb"])  # no flow
+    assert not cpu_flow(flow="tvl1")  # OpenCV's: one pinned thread per worker process
+    on_cpu = load_extract_config(None, {"flow": "tvl1_torch", "device": "cpu"})
+    assert on_cpu.torch_flow_on_cpu()
+
+    cluster = {"CPU": 16.0, "GPU": 2.0}
+    gpu_flow = size_workers(cluster, device="cuda", cpu_flow=False)
+    assert gpu_flow.num_workers == 2 and gpu_flow.torch_threads == 1
+    cpu = size_workers(cluster, device="cuda", cpu_flow=True)
+    assert cpu.num_workers == 2 and cpu.num_gpus == 1.0 and cpu.torch_threads == 8
+    assert size_workers(cluster, device="cuda", cpu_flow=True, torch_threads=3).torch_threads == 3
+    # CPU workers: the model and the flow share the worker's cores, as before.
+    assert size_workers({"CPU": 16.0}, num_workers=4).torch_threads == 4
+
+
 def test_identical_frames_give_zero_flow_as_in_opencv() -> None:
     f0, _f1, _ = action_pair(seed=2, time_s=0.6, class_idx=2)
     flow = TVL1(compile=False)(f0[None], f0[None])

@@ -100,6 +100,11 @@ class ExtractConfig(BaseModel):
             return None
         return self.device if self.flow_device == "auto" else self.flow_device
 
+    def torch_flow_on_cpu(self) -> bool:
+        """Whether the flow stream runs the torch TV-L1 on the CPU (it then needs the
+        worker's CPU threads, even on a GPU worker)."""
+        return "flow" in self.streams and self.resolved_flow_device() == "cpu"
+
     def backbone_options(self) -> dict[str, Any]:
         """Keywords for ``talkit.extractors.get(name, **options)``."""
         return {
