@@ -185,7 +185,8 @@ def test_failure_table_keeps_decoder_messages():
     [
         (
             ("extract", "--config", "thumos14_i3d", "--flow", "tvl2"),
-            "--flow tvl2: Input should be 'tvl1', 'farneback' or 'dis'",
+            "--flow tvl2: Input should be 'tvl1', 'tvl1_torch', 'tvl1_torch_fast', "
+            "'farneback' or 'dis'",
         ),
         (("extract", "--batch-size", "0"), "--batch-size 0: Input should be greater than 0"),
         (("extract", "--backbone", "i3d,i3d"), "--backbone i3d,i3d: entries must be distinct"),

@@ -5,7 +5,8 @@ This is the in-process path; the Ray pipeline runs exactly this function per vid
 Decoding, preprocessing and optical flow run in a background thread that fills a small
 bounded queue of ready batches while the calling thread runs the network, so decoding
 overlaps the forward pass instead of adding to it (memory: ``queue_size`` + 2 batches,
-whatever the video's length). TV-L1 pairs go to ``flow_workers`` processes.
+whatever the video's length). OpenCV's TV-L1 pairs go to ``flow_workers`` processes;
+the torch TV-L1 (``tvl1_torch``) runs them in batches on the flow device.
 
 Flow convention: flow frame j of a snippet is the flow from frame j to frame j + 1, so a
 16-frame snippet reads 17 frames (the next snippet's first one). At the very end of the
@@ -32,7 +33,7 @@ import torch
 
 from talkit.errors import InputError
 from talkit.extractors import registry
-from talkit.extractors.flow import FlowComputer, normalise_flow, to_grey
+from talkit.extractors.flow import TORCH_METHODS, FlowComputer, normalise_flow, to_grey
 from talkit.extractors.registry import Backbone, BackboneSpec
 from talkit.extractors.sampling import (
     SnippetBatch,
@@ -181,6 +182,18 @@ class _Preprocess:
         return x.reshape(b, length, *x.shape[1:]).permute(0, 4, 1, 2, 3).contiguous()
 
 
+def resolve_flow_device(
+    flow_method: str, flow_device: str, model_device: str | torch.device | None
+) -> str | None:
+    """ "auto" -> the model's device type for the torch flows (CPU when none is given);
+    OpenCV's flows run on the CPU and record no device (None)."""
+    if flow_method not in TORCH_METHODS:
+        return None if flow_device == "auto" else flow_device
+    if flow_device != "auto":
+        return flow_device
+    return torch.device(model_device).type if model_device is not None else "cpu"
+
+
 def _spatial_transform(spec: BackboneSpec) -> BatchTransform:
     """Resize only (crop later: flow is computed on the whole resized frame)."""
     if spec.resize_short is None:
@@ -215,6 +228,9 @@ def extract_video(
     flow_workers: int = 1,
     flow_quantize_8bit: bool = False,
     flow_region: str = "frame",
+    flow_device: str = "auto",
+    flow_batch: int | None = None,
+    flow_compile: bool = True,
     input_size: int = 224,
     resize_short: int | None = 256,
     video_backend: str = "auto",
@@ -230,6 +246,9 @@ def extract_video(
     ``streams`` and the flow options) or a backbone from :func:`build_backbone`, which
     is faster for many videos (then those options must be left at their defaults).
     ``flow_computer`` likewise lets many videos share one pool of flow workers.
+    ``flow_device`` ("auto": the model's device), ``flow_batch`` and ``flow_compile`` set
+    how the torch TV-L1 (``flow_method="tvl1_torch"``) runs; the device is recorded in the
+    spec.
     ``device`` ("cpu", "cuda", ...) moves the backbone there; None leaves a built
     backbone where it is, and runs a new one on the CPU.
     ``progress`` is called with the number of snippets done after each batch.
@@ -243,6 +262,9 @@ def extract_video(
             "flow_method": "tvl1",
             "flow_quantize_8bit": False,
             "flow_region": "frame",
+            "flow_device": "auto",
+            "flow_batch": None,
+            "flow_compile": True,
             "input_size": 224,
             "resize_short": 256,
         }
@@ -251,6 +273,9 @@ def extract_video(
             "flow_method": flow_method,
             "flow_quantize_8bit": flow_quantize_8bit,
             "flow_region": flow_region,
+            "flow_device": flow_device,
+            "flow_batch": flow_batch,
+            "flow_compile": flow_compile,
             "input_size": input_size,
             "resize_short": resize_short,
         }
@@ -279,6 +304,9 @@ def extract_video(
                 flow_method=flow_method,
                 flow_quantize_8bit=flow_quantize_8bit,
                 flow_region=flow_region,
+                flow_device=resolve_flow_device(flow_method, flow_device, device),
+                flow_batch=flow_batch,
+                flow_compile=flow_compile,
             )
         model = build_backbone(
             backbone,

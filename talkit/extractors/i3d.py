@@ -393,11 +393,17 @@ def i3d(
     flow_quantize_8bit: bool = False,
     flow_region: str = "frame",
     flow_params: Mapping[str, float | int | bool | str] | None = None,
+    flow_device: str | None = None,
+    flow_batch: int | None = None,
+    flow_compile: bool = True,
 ) -> I3DBackbone:
     """Two-stream I3D with the WS-TAL defaults (25 fps, 16-frame snippets, 256 -> 224).
 
     ``resize_short=None`` resizes frames straight to ``input_size`` square, as some
     pipelines do. Smaller ``input_size`` values (e.g. 112) are for fast tests only.
+    ``flow_device``, ``flow_batch`` and ``flow_compile`` apply to the torch TV-L1 flows
+    (see :func:`talkit.extractors.flow.flow_spec`; a device of None or "auto" is the CPU
+    here: resolve "auto" to the model's device first).
     """
     streams = tuple(streams)
     unknown = [s for s in streams if s not in STREAM_CHANNELS]
@@ -416,6 +422,9 @@ def i3d(
             bound=flow_bound,
             quantize_8bit=flow_quantize_8bit,
             region=flow_region,
+            device=flow_device,
+            batch=flow_batch,
+            compile=flow_compile,
             **dict(flow_params or {}),
         )
         if "flow" in streams

@@ -69,7 +69,21 @@ def extract_command(
         None, "--config", help="YAML config or preset name (configs/extract/thumos14_i3d.yaml)."
     ),
     streams: str | None = typer.Option(None, "--streams", help="Streams, e.g. rgb,flow."),
-    flow: str | None = typer.Option(None, "--flow", help="Optical flow: tvl1, farneback or dis."),
+    flow: str | None = typer.Option(
+        None,
+        "--flow",
+        help="Optical flow: tvl1 (OpenCV), tvl1_torch (batched, CPU or GPU), tvl1_torch_fast, "
+        "farneback or dis.",
+    ),
+    flow_device: str | None = typer.Option(
+        None, "--flow-device", help="Where tvl1_torch runs: auto (the --device), cpu or cuda."
+    ),
+    flow_batch: int | None = typer.Option(
+        None, "--flow-batch", help="tvl1_torch pairs per batch (default: sized by memory)."
+    ),
+    flow_compile: bool | None = typer.Option(
+        None, "--flow-compile/--no-flow-compile", help="torch.compile tvl1_torch (default: on)."
+    ),
     input_size: int | None = typer.Option(None, "--input-size", help="Crop size (224)."),
     resize_short: str | None = typer.Option(
         None,
@@ -134,6 +148,9 @@ def extract_command(
         "backbones": ("--backbone", backbone),
         "streams": ("--streams", streams),
         "flow": ("--flow", flow),
+        "flow_device": ("--flow-device", flow_device),
+        "flow_batch": ("--flow-batch", flow_batch),
+        "flow_compile": ("--flow-compile", flow_compile),
         "input_size": ("--input-size", input_size),
         "resize_short": ("--resize-short", resize_short),
         "random_weights_seed": ("--random-weights", random_weights),
@@ -153,6 +170,9 @@ def extract_command(
             "backbones": _split(backbone),
             "streams": _split(streams),
             "flow": flow,
+            "flow_device": flow_device,
+            "flow_batch": flow_batch,
+            "flow_compile": flow_compile,
             "input_size": input_size,
             "resize_short": _resize_short(resize_short),
             "random_weights_seed": random_weights,

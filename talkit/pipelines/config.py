@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from talkit.locations import absolute_location
 from talkit.presets import read_preset, validate_config
 
-FlowMethod = Literal["tvl1", "farneback", "dis"]
+FlowMethod = Literal["tvl1", "tvl1_torch", "tvl1_torch_fast", "farneback", "dis"]
+_TORCH_FLOWS = ("tvl1_torch", "tvl1_torch_fast")
 
 
 class ExtractConfig(BaseModel):
@@ -40,6 +41,13 @@ class ExtractConfig(BaseModel):
     flow_bound: float = Field(default=20.0, gt=0)
     flow_quantize_8bit: bool = False
     flow_region: Literal["frame", "crop"] = "frame"
+    flow_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where the torch TV-L1 runs (auto: the model's device)"
+    )
+    flow_batch: int | None = Field(
+        default=None, gt=0, description="torch TV-L1 pairs per batch (default: sized by memory)"
+    )
+    flow_compile: bool = Field(default=True, description="torch.compile the torch TV-L1")
     frames_fps: float | None = Field(
         default=None, gt=0, description="frame rate of frame-folder inputs (a list may name them)"
     )
@@ -72,6 +80,31 @@ class ExtractConfig(BaseModel):
             raise ValueError(f"entries must be distinct, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _flow_device(self) -> ExtractConfig:
+        if self.flow_device == "cuda" and self.flow not in _TORCH_FLOWS:
+            raise ValueError(
+                f"flow_device cuda (--flow-device) needs a torch flow (--flow tvl1_torch), "
+                f"not {self.flow!r}: OpenCV's flows run on the CPU"
+            )
+        if self.flow_device == "cuda" and self.device != "cuda":
+            raise ValueError(
+                "flow_device cuda (--flow-device) needs device cuda (--device cuda): only "
+                "then do workers get a GPU"
+            )
+        return self
+
+    def resolved_flow_device(self) -> str | None:
+        """The torch flow's device ("auto" -> the model's); None for OpenCV's flows."""
+        if self.flow not in _TORCH_FLOWS:
+            return None
+        return self.device if self.flow_device == "auto" else self.flow_device
+
+    def torch_flow_on_cpu(self) -> bool:
+        """Whether the flow stream runs the torch TV-L1 on the CPU (it then needs the
+        worker's CPU threads, even on a GPU worker)."""
+        return "flow" in self.streams and self.resolved_flow_device() == "cpu"
+
     def backbone_options(self) -> dict[str, Any]:
         """Keywords for ``talkit.extractors.get(name, **options)``."""
         return {
@@ -85,6 +118,9 @@ class ExtractConfig(BaseModel):
             "flow_bound": self.flow_bound,
             "flow_quantize_8bit": self.flow_quantize_8bit,
             "flow_region": self.flow_region,
+            "flow_device": self.resolved_flow_device(),
+            "flow_batch": self.flow_batch,
+            "flow_compile": self.flow_compile,
         }
 
 

@@ -351,6 +351,7 @@ class _Scheduler:
                 num_workers=cfg.num_workers,
                 device=cfg.device,
                 torch_threads=cfg.torch_threads,
+                cpu_flow=cfg.torch_flow_on_cpu(),
             )
             n = min(self.resources.num_workers, len(todo))
             if self.job.ray_address or self.runtime.num_nodes > 1:

@@ -207,8 +207,15 @@ def size_workers(
     num_workers: int | None = None,
     device: Device = "cpu",
     torch_threads: int | None = None,
+    cpu_flow: bool = False,
 ) -> WorkerResources:
-    """Workers and per-worker requests that fit ``resources`` (see module docstring)."""
+    """Workers and per-worker requests that fit ``resources`` (see module docstring).
+
+    Torch threads default to the worker's share of the CPUs on CPU workers. A GPU worker
+    gets one thread (its model runs on the GPU) unless ``cpu_flow``: then the torch TV-L1
+    runs on its CPUs (``--flow-device cpu``) and gets the worker's share of them, so flow
+    is sized apart from the model.
+    """
     cpus = float(resources.get("CPU", 0.0))
     gpus = float(resources.get("GPU", 0.0))
     if num_workers is not None and num_workers < 1:
@@ -234,7 +241,8 @@ def size_workers(
         raise InputError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
     share = cpus / n
     num_cpus = max(0.01, _floor_to(min(1.0, share) * CPU_FRACTION, 0.01))
-    threads = torch_threads or (max(1, math.floor(share)) if device == "cpu" else 1)
+    cpu_threads = device == "cpu" or cpu_flow
+    threads = torch_threads or (max(1, math.floor(share)) if cpu_threads else 1)
     return WorkerResources(n, num_cpus, num_gpus, threads, device)
 
 
