@@ -43,9 +43,10 @@ HOLD_FRAMES = 8
 # on it. Fixing it keeps the kept prefix of a damaged file the same on every machine.
 DECODE_THREADS = 4
 QUEUE_EVENTS = 8  # decoded-frame events buffered between the decoder thread and the reader
-# swscale threads per conversion: 0 lets FFmpeg use one per core (measured faster than
-# 1 while the decoder thread runs beside it, benchmarks/decode.py).
-SWS_THREADS = 0
+# swscale threads per conversion. One: slice threads cost more CPU than they save on
+# small frames (0.65 against 0.93 frames per CPU-second relative to ffmpeg at 320x240,
+# benchmarks/decode.py), and extraction runs one worker per core anyway.
+SWS_THREADS = 1
 # ffmpeg's command line converts with these swscale flags; they choose the chroma filter
 # wherever swscale does not take its exact unscaled path (e.g. 10-bit input).
 _SWS_FLAGS = Interpolation.BICUBIC
