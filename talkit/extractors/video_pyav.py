@@ -28,7 +28,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
-from av.video.reformatter import ColorRange, Interpolation
+from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
 from talkit.extractors.damage import DecodeLog
 from talkit.extractors.resample import to_fraction
@@ -170,19 +170,28 @@ def source_range(frame: av.VideoFrame) -> int:
     return ColorRange.MPEG
 
 
-def frame_to_rgb(frame: av.VideoFrame, rot_k: int = 0) -> np.ndarray:
+def frame_to_rgb(
+    frame: av.VideoFrame, rot_k: int = 0, reformatter: VideoReformatter | None = None
+) -> np.ndarray:
     """Decoded frame -> upright (H, W, 3) uint8 RGB, as ``ffmpeg -pix_fmt rgb24`` gives it.
 
     The matrix (BT.601 when unspecified, BT.709, ...) and the range come from the frame,
-    which carries what the stream declares; the output is full-range RGB.
+    which carries what the stream declares; the output is full-range RGB. A reader passes
+    its own ``reformatter`` so swscale's context is set up once, not per frame (about a
+    fifth of the conversion's CPU time at 320x240).
     """
-    rgb = frame.to_ndarray(
-        format="rgb24",
-        src_colorspace=frame.colorspace,
-        src_color_range=source_range(frame),
-        dst_color_range=ColorRange.JPEG,
-        interpolation=_SWS_FLAGS,
-        threads=SWS_THREADS,
+    rgb = (
+        (reformatter or VideoReformatter())
+        .reformat(
+            frame,
+            format="rgb24",
+            src_colorspace=frame.colorspace,
+            src_color_range=source_range(frame),
+            dst_color_range=ColorRange.JPEG,
+            interpolation=_SWS_FLAGS,
+            threads=SWS_THREADS,
+        )
+        .to_ndarray()
     )
     if rot_k:
         rgb = cv2.rotate(rgb, _ROTATE[rot_k])
@@ -196,9 +205,10 @@ class PyAVReader(VideoReader):
         super().__init__(info.meta("pyav", note), info.time_base)
         self.info = info
         self._rot_k = (info.rotation // 90) % 4
+        self._reformatter = VideoReformatter()  # used by the consuming thread only
 
     def _to_rgb(self, item: Any) -> np.ndarray:
-        return frame_to_rgb(item, self._rot_k)
+        return frame_to_rgb(item, self._rot_k, self._reformatter)
 
     def _decode(self, log: DecodeLog, end: list[int | None]) -> Iterator[SourceFrame]:
         container = _open(Path(self.meta.path))

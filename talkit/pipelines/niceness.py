@@ -57,6 +57,8 @@ def apply_niceness(requested: int) -> NicenessResult:
     """Set every thread of this process to niceness ``requested``, as far as allowed."""
     if not MIN_NICENESS <= requested <= MAX_NICENESS:
         raise ValueError(f"niceness must be in {MIN_NICENESS}..{MAX_NICENESS}, got {requested}")
+    if not hasattr(os, "setpriority"):  # Windows has no niceness, and Ray sets none there
+        return NicenessResult(requested, requested, requested, "")
     error = ""
     at_start = os.getpriority(os.PRIO_PROCESS, 0)
     for tid in _thread_ids():
