@@ -13,11 +13,17 @@ shared and noisy; the ratio (ours frames/s over ffmpeg frames/s) is what to read
 time (all threads) is printed too: on a loaded machine wall time mostly measures who
 got the cores, while frames per CPU-second measures the work done.
 Target: ratio >= 0.85 for the default backend on both videos. Needs ffmpeg on PATH.
+
+A second table times the YUV -> RGB conversion alone on the same decoded frames:
+talkit's (swscale with the stream's range and matrix, bit-exact to ffmpeg) against
+OpenCV's ``COLOR_YUV2RGB_I420``, the inexact fast path talkit used before, to show
+whether a fast path would still be worth having.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import shutil
 import subprocess
@@ -26,8 +32,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
+import cv2
+from av.video.reformatter import VideoReformatter
+
 from talkit.datasets.synthetic.signature import write_signature_video
 from talkit.extractors import open_video
+from talkit.extractors.video_pyav import frame_to_rgb
 
 VIDEOS = {
     "320x240_60s": dict(num_frames=60 * 25, size=(320, 240)),
@@ -58,6 +69,29 @@ def time_ours(path: Path, backend: str) -> tuple[float, float, int, str]:
             n += frame.rgb.shape[0] > 0
         used = reader.meta.backend
     return time.perf_counter() - t0, _cpu(resource.RUSAGE_SELF) - c0, n, used
+
+
+def time_conversion(path: Path, repeat: int, frames: int = 200) -> tuple[float, float]:
+    """Frames/s of (talkit's swscale conversion, OpenCV's I420) on the same frames."""
+    with av.open(str(path)) as container:
+        decoded = list(itertools.islice(container.decode(video=0), frames))
+
+    def opencv(f: av.VideoFrame) -> object:
+        return cv2.cvtColor(f.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+
+    reformatter = VideoReformatter()  # as a reader holds one
+
+    def exact(f: av.VideoFrame) -> object:
+        return frame_to_rgb(f, 0, reformatter)
+
+    best = {"swscale": float("inf"), "opencv": float("inf")}
+    for _ in range(repeat):
+        for name, fn in (("swscale", exact), ("opencv", opencv)):
+            t0 = time.perf_counter()
+            for f in decoded:
+                fn(f)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return len(decoded) / best["swscale"], len(decoded) / best["opencv"]
 
 
 def main() -> int:
@@ -103,6 +137,11 @@ def main() -> int:
             if k == "auto":
                 worst = min(worst, fps / base)
     print(f"\ndefault reader (auto): worst wall-clock ratio {worst:.2f} (target >= 0.85)")
+    print("\nYUV -> RGB alone, one thread, first 200 frames (exact: equals ffmpeg's rgb24)")
+    print(f"{'video':14} {'swscale f/s':>11} {'OpenCV I420 f/s':>15} {'ratio':>6}")
+    for name in VIDEOS:
+        exact, opencv = time_conversion(workdir / f"{name}.mp4", args.repeat)
+        print(f"{name:14} {exact:11.0f} {opencv:15.0f} {exact / opencv:6.2f}")
     return 0
 
 

@@ -189,6 +189,10 @@ def test_failure_table_keeps_decoder_messages():
             "'farneback' or 'dis'",
         ),
         (("extract", "--batch-size", "0"), "--batch-size 0: Input should be greater than 0"),
+        (
+            ("extract", "--niceness", "20"),
+            "--niceness 20: Input should be less than or equal to 19",
+        ),
         (("extract", "--backbone", "i3d,i3d"), "--backbone i3d,i3d: entries must be distinct"),
         (
             ("train", "--config", "lgbm_thumos14", "--iterations", "0"),

@@ -8,13 +8,15 @@ per frame), and reports what it decoded so damage is never silent.
 - ``pyav`` is the default for files (``backend="auto"``). It reads anything FFmpeg
   reads, keeps decoding past errors (so damage can be measured exactly and the
   decodable prefix is deterministic), honours display rotation, and gives exact
-  timestamps. RGB conversion of yuv420p goes through OpenCV (about twice as fast as
-  swscale) while a background thread decodes: measured here, this path is faster than
-  decord and at least as fast as ``ffmpeg -pix_fmt rgb24`` (benchmarks/decode.py).
+  timestamps. RGB conversion is FFmpeg's swscale with the stream's colour matrix and
+  range, as ``ffmpeg -pix_fmt rgb24`` does, while a background thread decodes
+  (benchmarks/decode.py measures it against ffmpeg).
 - ``decord`` is available on request, and ``auto`` falls back to it (recording why in
   ``meta.backend_note``) when PyAV cannot open a file. It cannot open truncated files,
   mis-handles rotation and MP4 edit lists (both refused), and stops at the first
-  decoder error.
+  decoder error. Its colours equal ffmpeg's for the 8-bit pixel formats in
+  ``DECORD_EXACT_FORMATS``; other formats (10-bit, ...) are refused, not converted
+  differently.
 - ``frames`` reads a directory of JPEG/PNG frames at a frame rate you give.
 
 Timestamps for resampling always come from the container as integers in its time base
@@ -38,6 +40,10 @@ from talkit.extractors.resample import passthrough_stream, resample_stream, to_f
 
 Backend = Literal["auto", "decord", "pyav", "frames"]
 BACKENDS = ("auto", "decord", "pyav", "frames")
+# Pixel formats whose decord frames were measured equal to ``ffmpeg -pix_fmt rgb24`` bit
+# for bit (tests/test_video_colour.py); decord's bundled FFmpeg converts others (10-bit,
+# ...) with a different filter than the FFmpeg PyAV uses, so they are refused.
+DECORD_EXACT_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuv444p"})
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,13 @@ def open_video(
         if info is not None and info.rotation % 360 != 0:
             raise InputError(
                 f"{p}: decord ignores the display rotation ({info.rotation} degrees)",
+                hint="use backend='pyav' or 'auto'",
+            )
+        if info is not None and info.pix_fmt and info.pix_fmt not in DECORD_EXACT_FORMATS:
+            raise InputError(
+                f"{p}: decord would convert its {info.pix_fmt} pixels to RGB differently "
+                "from ffmpeg (colours exact only for "
+                f"{', '.join(sorted(DECORD_EXACT_FORMATS))})",
                 hint="use backend='pyav' or 'auto'",
             )
         try:

@@ -3,8 +3,15 @@
 Why this backend exists next to decord: decord refuses truncated files and mis-rotates
 phone videos, and it stops at the first decoder error. PyAV decodes on past damage,
 which is what lets us say *how much* of a file is lost, and it gives exact integer
-timestamps. Its own RGB conversion (swscale) is slow here, so yuv420p frames are
-converted with OpenCV instead.
+timestamps.
+
+Colours: every frame goes to RGB through FFmpeg's swscale with the colour matrix and
+range the stream declares, exactly as ``ffmpeg -i X -pix_fmt rgb24`` does, so the
+frames equal what ffmpeg, decord and ``cv2.VideoCapture`` give bit for bit (tested on
+limited-range BT.601, full-range ``yuvj420p`` and BT.709 videos). OpenCV's
+``COLOR_YUV2RGB_I420``, used here before, assumes limited-range BT.601 and rounds
+differently (off by up to 21 levels on limited-range video, 30 on full range, 70 on
+BT.709), and this FFmpeg's swscale is faster than it anyway (benchmarks/decode.py).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange, Interpolation, VideoReformatter
 
 from talkit.extractors.damage import DecodeLog
 from talkit.extractors.resample import to_fraction
@@ -35,7 +43,13 @@ HOLD_FRAMES = 8
 # on it. Fixing it keeps the kept prefix of a damaged file the same on every machine.
 DECODE_THREADS = 4
 QUEUE_EVENTS = 8  # decoded-frame events buffered between the decoder thread and the reader
-_FAST_FORMATS = {"yuv420p": cv2.COLOR_YUV2RGB_I420, "yuvj420p": cv2.COLOR_YUV2RGB_I420}
+# swscale threads per conversion. One: slice threads cost more CPU than they save on
+# small frames (0.65 against 0.93 frames per CPU-second relative to ffmpeg at 320x240,
+# benchmarks/decode.py), and extraction runs one worker per core anyway.
+SWS_THREADS = 1
+# ffmpeg's command line converts with these swscale flags; they choose the chroma filter
+# wherever swscale does not take its exact unscaled path (e.g. 10-bit input).
+_SWS_FLAGS = Interpolation.BICUBIC
 _ROTATE = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
 
 
@@ -54,6 +68,7 @@ class ContainerInfo:
     frames_estimated: bool
     duration_s: float
     time_base: Fraction
+    pix_fmt: str = ""  # of the first decoded frame ("" when unknown)
 
     def meta(self, backend: str, note: str = "") -> VideoMeta:
         swap = (self.rotation // 90) % 2 == 1
@@ -112,7 +127,7 @@ def probe_container(path: Path) -> ContainerInfo:
         estimated = frames <= 0
         if estimated:
             frames = round(duration * float(fps))
-        rotation = _first_frame_rotation(container, stream)
+        rotation, pix_fmt = _first_frame_facts(container, stream)
         return ContainerInfo(
             path=str(path),
             container=container.format.name,
@@ -125,32 +140,59 @@ def probe_container(path: Path) -> ContainerInfo:
             frames_estimated=estimated,
             duration_s=duration,
             time_base=tb,
+            pix_fmt=pix_fmt or (ctx.format.name if ctx.format else ""),
         )
     finally:
         container.close()
 
 
-def _first_frame_rotation(container: Any, stream: Any) -> int:
-    """Display rotation (counter-clockwise degrees) from the first decodable frame."""
+def _first_frame_facts(container: Any, stream: Any) -> tuple[int, str]:
+    """Display rotation (counter-clockwise degrees) and pixel format of the first
+    decodable frame ((0, "") when none decodes)."""
     try:
         for packet in container.demux(stream):
             try:
                 for frame in packet.decode():
-                    return round(frame.rotation) % 360 // 90 * 90 if frame.rotation else 0
+                    rot = round(frame.rotation) % 360 // 90 * 90 if frame.rotation else 0
+                    return rot, frame.format.name
             except av.FFmpegError:
                 continue
     except av.FFmpegError:
-        return 0
-    return 0
+        return 0, ""
+    return 0, ""
 
 
-def frame_to_rgb(frame: av.VideoFrame, rot_k: int = 0) -> np.ndarray:
-    """Decoded frame -> upright (H, W, 3) uint8 RGB (BT.601, as decord and swscale)."""
-    code = _FAST_FORMATS.get(frame.format.name)
-    if code is not None and frame.width % 2 == 0 and frame.height % 2 == 0:
-        rgb = cv2.cvtColor(frame.to_ndarray(format=frame.format.name), code)
-    else:
-        rgb = frame.to_ndarray(format="rgb24")
+def source_range(frame: av.VideoFrame) -> int:
+    """The colour range a frame declares, as ffmpeg reads it: ``yuvj*`` formats and
+    frames flagged full range are full (0-255); everything else is limited (16-235)."""
+    if frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj"):
+        return ColorRange.JPEG
+    return ColorRange.MPEG
+
+
+def frame_to_rgb(
+    frame: av.VideoFrame, rot_k: int = 0, reformatter: VideoReformatter | None = None
+) -> np.ndarray:
+    """Decoded frame -> upright (H, W, 3) uint8 RGB, as ``ffmpeg -pix_fmt rgb24`` gives it.
+
+    The matrix (BT.601 when unspecified, BT.709, ...) and the range come from the frame,
+    which carries what the stream declares; the output is full-range RGB. A reader passes
+    its own ``reformatter`` so swscale's context is set up once, not per frame (about a
+    fifth of the conversion's CPU time at 320x240).
+    """
+    rgb = (
+        (reformatter or VideoReformatter())
+        .reformat(
+            frame,
+            format="rgb24",
+            src_colorspace=frame.colorspace,
+            src_color_range=source_range(frame),
+            dst_color_range=ColorRange.JPEG,
+            interpolation=_SWS_FLAGS,
+            threads=SWS_THREADS,
+        )
+        .to_ndarray()
+    )
     if rot_k:
         rgb = cv2.rotate(rgb, _ROTATE[rot_k])
     return rgb
@@ -163,9 +205,10 @@ class PyAVReader(VideoReader):
         super().__init__(info.meta("pyav", note), info.time_base)
         self.info = info
         self._rot_k = (info.rotation // 90) % 4
+        self._reformatter = VideoReformatter()  # used by the consuming thread only
 
     def _to_rgb(self, item: Any) -> np.ndarray:
-        return frame_to_rgb(item, self._rot_k)
+        return frame_to_rgb(item, self._rot_k, self._reformatter)
 
     def _decode(self, log: DecodeLog, end: list[int | None]) -> Iterator[SourceFrame]:
         container = _open(Path(self.meta.path))

@@ -118,6 +118,12 @@ def extract_command(
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Snippets per forward."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
+    niceness: int | None = typer.Option(
+        None,
+        "--niceness",
+        help="CPU niceness of the workers, -20..19 (default 0; Ray's own is 15). "
+        "Below the node's own needs root.",
+    ),
     force: bool = typer.Option(False, "--force", help="Extract again even videos already done."),
     max_failures: int | None = typer.Option(
         None, "--max-failures", help="Stop once more than N videos failed."
@@ -141,7 +147,7 @@ def extract_command(
     """
     from talkit.pipelines.config import load_extract_config
     from talkit.pipelines.plan import plan_videos
-    from talkit.pipelines.progress import RichProgress, RunObserver, print_summary
+    from talkit.pipelines.progress import QuietProgress, RichProgress, print_summary
     from talkit.pipelines.run import ExtractJob, run_extraction
 
     flags = {  # config field -> (option, the text the user gave)
@@ -158,6 +164,7 @@ def extract_command(
         "torch_threads": ("--threads", threads),
         "batch_size": ("--batch-size", batch_size),
         "device": ("--device", device),
+        "niceness": ("--niceness", niceness),
         "max_failures": ("--max-failures", max_failures),
         "max_consecutive_failures": ("--max-consecutive-failures", max_consecutive_failures),
         "commit_every": ("--commit-every", commit_every),
@@ -180,6 +187,7 @@ def extract_command(
             "torch_threads": threads,
             "batch_size": batch_size,
             "device": device,
+            "niceness": niceness,
             "max_failures": max_failures,
             "max_consecutive_failures": max_consecutive_failures,
             "commit_every": commit_every,
@@ -204,7 +212,7 @@ def extract_command(
         command=command_line(),
     )
     console = Console()
-    observer = RichProgress() if not quiet else RunObserver()
+    observer = RichProgress() if not quiet else QuietProgress()
     try:
         result = run_extraction(job, observer)
     except TalkitError:  # stopped (failures, Ctrl-C, the store): say what is done first

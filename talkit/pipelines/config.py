@@ -59,6 +59,12 @@ class ExtractConfig(BaseModel):
     torch_threads: int | None = Field(
         default=None, gt=0, description="per worker (default: its share of the CPUs)"
     )
+    niceness: int = Field(
+        default=0,
+        ge=-20,
+        le=19,
+        description="CPU niceness of the extraction workers (Ray's own default is 15)",
+    )
     commit_every: int = Field(default=100, gt=0, description="videos per periodic commit")
     commit_interval_s: float = Field(default=300.0, gt=0, description="seconds per periodic commit")
     max_failures: int | None = Field(default=None, ge=0)

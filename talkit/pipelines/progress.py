@@ -43,6 +43,9 @@ class RunObserver:
     def on_worker_ready(self, name: str, node_id: str, pid: int) -> None:
         """A worker (Ray actor ``name``) loaded its models on ``node_id``, process ``pid``."""
 
+    def on_note(self, message: str) -> None:
+        """Something the user should know that does not stop the run (one line)."""
+
     def on_video(self, done: VideoDone) -> None:
         """One video was extracted (its arrays go into the next commit)."""
 
@@ -64,6 +67,16 @@ class RunObserver:
     def on_finish(self, report: RunReport) -> None:
         """The run is over (also after an abort); keeps the report."""
         self.report = report
+
+
+class QuietProgress(RunObserver):
+    """``--quiet``: no progress bar, but warnings still reach the user."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+
+    def on_note(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 class _SnippetRate(ProgressColumn):
@@ -129,6 +142,9 @@ class RichProgress(RunObserver):
 
     def on_workers(self, num_workers: int, num_nodes: int) -> None:
         self.console.print(f"{num_workers} worker(s) on {num_nodes} Ray node(s)")
+
+    def on_note(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
     def on_video(self, done: VideoDone) -> None:
         self._snippets += done.snippets

@@ -55,6 +55,7 @@ from talkit.pipelines.failures import (
     start_failure_scope,
 )
 from talkit.pipelines.interrupt import InterruptGuard
+from talkit.pipelines.niceness import niceness_note, worker_runtime_env
 from talkit.pipelines.nodes import cause_line, check_nodes, check_version, node_needs
 from talkit.pipelines.plan import Plan, VideoItem
 from talkit.pipelines.progress import RunObserver
@@ -308,6 +309,7 @@ class _Scheduler:
         self.start_errors: list[str] = []
         self.t_spawn = 0.0
         self.t_first_ready: float | None = None
+        self.niceness_noted: set[str] = set()
 
     # -- actors ---------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -324,6 +326,7 @@ class _Scheduler:
             max_restarts=0,
             max_concurrency=1,
             scheduling_strategy="SPREAD",
+            runtime_env=worker_runtime_env(),
             **res.actor_options(),
         ).remote(
             self.jobs,
@@ -333,6 +336,7 @@ class _Scheduler:
             device=res.device,
             torch_threads=res.torch_threads,
             frames_fps=cfg.frames_fps,
+            niceness=cfg.niceness,
         )
         self.slots.append(_Slot(name, handle, handle.ready.remote()))
 
@@ -438,8 +442,11 @@ class _Scheduler:
             slot.ready = True
             self.report.ray.setdefault("worker_starts", []).append(
                 {"worker": slot.name, "node_id": slot.node_id, "host": info.get("host"),
-                 "pid": pid, "ready_s": round(time.perf_counter() - self.t_spawn, 3)}
+                 "pid": pid, "ready_s": round(time.perf_counter() - self.t_spawn, 3),
+                 "niceness": info.get("niceness"),
+                 "niceness_at_start": info.get("niceness_at_start")}
             )  # fmt: skip
+            self._check_niceness(info, slot.node_id)
             check_version(__version__, info.get("talkit"), f"{info.get('host')} ({slot.node_id})")
             self.observer.on_worker_ready(slot.name, slot.node_id, pid)
             if self.t_first_ready is None:
@@ -452,6 +459,16 @@ class _Scheduler:
                 not s.ready for s in self._live()
             ):
                 raise _start_error(self.start_errors[-1]) from exc
+
+    def _check_niceness(self, info: dict[str, Any], node_id: str) -> None:
+        """Say once per node when workers could not get the niceness asked for."""
+        wanted, got = self.job.config.niceness, info.get("niceness")
+        if got is None or got == wanted or node_id in self.niceness_noted:
+            return
+        self.niceness_noted.add(node_id)
+        note = niceness_note(wanted, got, f"{info.get('host')} (node {node_id[:8]})")
+        self.report.ray.setdefault("notes", []).append(note)
+        self.observer.on_note(note)
 
     def _on_result(
         self,

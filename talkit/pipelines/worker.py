@@ -149,9 +149,14 @@ class ExtractWorker:
         device: str = "cpu",
         torch_threads: int | None = None,
         frames_fps: float | None = None,
+        niceness: int | None = None,
     ) -> None:
         import torch
 
+        from talkit.pipelines.niceness import apply_niceness
+
+        # First, so every thread started from here on (torch's, the decoder's) inherits it.
+        self.niceness = apply_niceness(niceness) if niceness is not None else None
         if torch_threads:
             torch.set_num_threads(torch_threads)
         self.jobs = list(jobs)
@@ -192,6 +197,9 @@ class ExtractWorker:
             "pid": self.pid,
             "host": socket.gethostname(),
             "talkit": __version__,
+            "niceness": None if self.niceness is None else self.niceness.achieved,
+            "niceness_at_start": None if self.niceness is None else self.niceness.at_start,
+            "niceness_error": None if self.niceness is None else self.niceness.error,
         }
 
     def process(self, item: VideoItem) -> VideoResult:
