@@ -137,6 +137,31 @@ def test_a_feature_set_written_through_the_python_api_resumes_in_the_pipeline(
     )
 
 
+def test_features_made_with_other_frame_colours_are_not_resumed_into(
+    videos: Path, tmp_path: Path
+) -> None:
+    """A feature set whose spec predates the ffmpeg-exact colour conversion (no
+    ``params.frames``) is refused by name, so old and new colours never mix in one set."""
+    from talkit.extractors.extract import extract_video
+    from talkit.extractors.video import FRAME_COLOURS
+    from talkit.pipelines.config import ExtractConfig
+    from talkit.pipelines.plan import plan_videos
+    from talkit.pipelines.run import ExtractJob, SpecMismatchError, run_extraction
+    from talkit.store import FeatureStore
+
+    spec = extract_video(sorted(videos.iterdir())[0], **TINY_EXTRACT_KW).spec.to_store_spec()
+    assert spec.params["frames"] == FRAME_COLOURS
+    before_fix = spec.model_copy(
+        update={"params": {k: v for k, v in spec.params.items() if k != "frames"}}
+    )
+    url = str(tmp_path / "old.store")
+    FeatureStore.create(url).create_feature_set("synth", "i3d", before_fix)
+    cfg = ExtractConfig.model_validate({**TINY_CONFIG, "num_workers": 1})
+    with pytest.raises(SpecMismatchError, match=r"params\.frames: None -> .rgb24 as ffmpeg"):
+        run_extraction(ExtractJob(plan_videos(videos), url, "synth", cfg))
+    assert list(FeatureStore.open(url).feature_set("synth", "i3d").videos()) == []
+
+
 def test_killing_a_worker_mid_run_still_gives_every_video_once(
     reference: dict[str, Any], videos: Path, tmp_path: Path
 ) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from talkit.errors import CheckpointError, InputError
 from talkit.extractors.flow import FlowSpec
+from talkit.extractors.video import FRAME_COLOURS
 
 
 class Normalisation(BaseModel):
@@ -78,7 +79,8 @@ class BackboneSpec(BaseModel):
         """The store's ``FeatureSetSpec`` for features made with this spec: the one conversion.
 
         Named fields map across; the rest (resize, crop, normalisation, input channels,
-        feature definition, tail policy, flow method and parameters) goes into ``params``.
+        feature definition, tail policy, flow method and parameters, the frames' colour
+        conversion) goes into ``params``.
         Checkpoints are the bare sha256 hex of the file, or ``random:<seed>``; random
         weights are also flagged in ``params`` (``random_weights``, ``warning``) so nobody
         mistakes them for real features. The pipeline and the Python API both write this,
@@ -95,6 +97,7 @@ class BackboneSpec(BaseModel):
             "feature": self.feature,
             "tail": tail,
             "random_weights": self.is_random,
+            "frames": FRAME_COLOURS,
         }
         if self.flow is not None:
             params["flow"] = self.flow.model_dump(mode="json")

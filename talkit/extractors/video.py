@@ -40,6 +40,11 @@ from talkit.extractors.resample import passthrough_stream, resample_stream, to_f
 
 Backend = Literal["auto", "decord", "pyav", "frames"]
 BACKENDS = ("auto", "decord", "pyav", "frames")
+
+# How every backend turns decoded pictures into RGB. Recorded in each feature set's spec
+# (``params.frames``) so that features from before this conversion (OpenCV's I420 path,
+# off by up to 70 levels on some videos) are never resumed into the same set unnoticed.
+FRAME_COLOURS = "rgb24 as ffmpeg converts it: swscale with the stream's range and matrix"
 # Pixel formats whose decord frames were measured equal to ``ffmpeg -pix_fmt rgb24`` bit
 # for bit (tests/test_video_colour.py); decord's bundled FFmpeg converts others (10-bit,
 # ...) with a different filter than the FFmpeg PyAV uses, so they are refused.
