@@ -10,8 +10,8 @@ from eval_helpers import make_dataset, snippet_times
 
 from talkit.errors import ConfigError, InputError
 from talkit.wtal_heads.evaluation import evaluate
-from talkit.wtal_heads.nms import nms
-from talkit.wtal_heads.postprocess import (
+from talkit.wtal_heads.evaluation.nms import nms
+from talkit.wtal_heads.evaluation.postprocess import (
     PRESETS,
     PostprocessConfig,
     VideoCAS,
@@ -24,7 +24,7 @@ from talkit.wtal_heads.postprocess import (
     topk_mean,
     upsample,
 )
-from talkit.wtal_heads.proposals import connected_runs, contrast_scores, watershed_runs
+from talkit.wtal_heads.evaluation.proposals import connected_runs, contrast_scores, watershed_runs
 
 STRIDE = 16 / 25  # I3D at 25 fps, 16-frame stride: snippet i starts at i·0.64 s
 CLASSES = ["Jump", "Swim", "Dive"]

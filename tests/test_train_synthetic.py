@@ -32,8 +32,8 @@ from train_helpers import make_store, thumos_every
 
 from talkit.datasets import load_annotations
 from talkit.wtal_heads.config import RunConfig, load_config
-from talkit.wtal_heads.detections import DetectionSet
 from talkit.wtal_heads.evaluation import evaluate
+from talkit.wtal_heads.evaluation.detections import DetectionSet
 from talkit.wtal_heads.train import train
 
 # Minutes of CPU training: opt-in (`pytest -m quality`), and run by CI as its own step.

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class PostprocessConfig(BaseModel):
-    """How :func:`~talkit.wtal_heads.postprocess.cas_to_detections` turns a CAS into detections.
+    """How :func:`~talkit.wtal_heads.evaluation.postprocess.cas_to_detections` turns a CAS into detections.
 
     Lengths of outer windows and ``min_length`` count samples after upsampling, except
     ``min_length`` which is given in snippets (rows of the original CAS).

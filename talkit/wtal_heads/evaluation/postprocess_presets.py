@@ -11,7 +11,7 @@ Constants come from the authors' code as summarised in shared/reference/methods.
 - ``dgam``: classes with p > 0.1, else the arg-max; ×20; threshold
   0.8·wtCAS + 0.2·λ² > 0.03 (RGB) / 0.08 (flow) via ``stream=``; score =
   inner − 0.3·(left + right) with len//4 + 1 windows on the fused CAS; merge the streams
-  with :func:`~talkit.wtal_heads.postprocess.merge_detections` (NMS 0.5).
+  with :func:`~talkit.wtal_heads.evaluation.postprocess.merge_detections` (NMS 0.5).
 - ``dgam_activitynet``: DGAM with a Gaussian (σ = 25 samples) before a 0.01 threshold.
 - ``d2net``: classes scoring > max/2 (and > 0); CAS × bottom-up attention given by the
   caller; runs at > 0.025 … 0.475 of at least 2 snippets; score = inner − mean of the two
@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from talkit.errors import ConfigError
-from talkit.wtal_heads.postprocess_config import PostprocessConfig
+from talkit.wtal_heads.evaluation.postprocess_config import PostprocessConfig
 
 _BASNET_THRESHOLDS = tuple(round(0.025 * k, 3) for k in range(10))  # 0.0 .. 0.225
 
