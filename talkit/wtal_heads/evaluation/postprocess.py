@@ -16,10 +16,11 @@ snippet's start, ``b_T`` the last one's end and ``b_i`` the midpoint between sni
 ``i-1``'s end and snippet ``i``'s start (the shared edge for back-to-back snippets, the
 middle of the overlap or gap otherwise). Upsampling splits each row's interval evenly.
 
-Deliberate departures from the reference code: upsampling defaults to nearest (a
-snippet's score holds over its interval, so a plateau keeps its exact edges; linear
-interpolation between snippet centres is available); a video whose only selected class
-has index 0 still gets proposals; NMS computes tIoU on seconds without the pixel ``+1``.
+The ``basnet`` preset matches BaSNet's code step by step (see
+:mod:`~talkit.wtal_heads.evaluation.postprocess_presets`); its deliberate departures are
+that a video whose only selected class has index 0 still gets proposals, a class with no
+active sample gets no proposal where the reference code crashes, and NMS visits equal
+scores in input order.
 """
 
 from __future__ import annotations
@@ -95,25 +96,49 @@ def topk_mean(cas: np.ndarray, *, divisor: int = 8) -> np.ndarray:
     return np.sort(cas, axis=0)[-k:].mean(axis=0)
 
 
-def minmax_normalize(x: np.ndarray) -> np.ndarray:
-    """Per-column min-max over time; a constant column becomes zeros."""
+def minmax_normalize(x: np.ndarray, *, clamp: bool = False) -> np.ndarray:
+    """Per-column min-max over time; a constant column becomes zeros.
+
+    ``clamp``: BaSNet's variant. The min and the max are clamped at 0 first and a span
+    that is not positive counts as 1, so a column that dips below 0 becomes ``x / max``
+    (negative values stay negative) and one that never rises above 0 is left unchanged.
+    """
     x = np.asarray(x, dtype=np.float64)
     lo, hi = x.min(axis=0, keepdims=True), x.max(axis=0, keepdims=True)
+    if clamp:
+        lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+        span = hi - lo
+        return (x - lo) / np.where(span > 0, span, 1.0)
     span = hi - lo
     return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
 def upsample(x: np.ndarray, factor: int, *, mode: str = "nearest") -> np.ndarray:
-    """×``factor`` along time. ``nearest`` repeats rows; ``linear`` interpolates between
-    row centres (sub-row centres at ``(k + 0.5) / factor``), holding the end values."""
+    """×``factor`` along time.
+
+    - ``nearest`` repeats rows;
+    - ``linear`` interpolates between row centres (sub-row centres at
+      ``(k + 0.5) / factor``), holding the end values;
+    - ``linear_start`` reads sample ``k`` at row position ``k / factor`` (row ``i``'s
+      value at the start of its interval) and extends the last slope past the last row,
+      as BaSNet's code does with ``interp1d(..., fill_value="extrapolate")``.
+    """
     x = np.asarray(x, dtype=np.float64)
     if factor <= 1:
         return x
-    if mode == "nearest":
+    if mode == "nearest" or (mode == "linear_start" and x.shape[0] == 1):
         return np.repeat(x, factor, axis=0)
-    if mode != "linear":
-        raise InputError(f"unknown upsampling mode {mode!r}", hint="nearest or linear")
     n = x.shape[0]
+    if mode == "linear_start":
+        pos = np.arange(n * factor) * (1.0 / factor)
+        hi = np.clip(np.ceil(pos).astype(np.int64), 1, n - 1)
+        lo = hi - 1
+        frac = (pos - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+        return (x[hi] - x[lo]) * frac + x[lo]
+    if mode != "linear":
+        raise InputError(
+            f"unknown upsampling mode {mode!r}", hint="nearest, linear or linear_start"
+        )
     pos = (np.arange(n * factor) + 0.5) / factor - 0.5  # in row-centre coordinates
     pos = np.clip(pos, 0, n - 1)
     lo = np.floor(pos).astype(np.int64)
@@ -222,8 +247,12 @@ def cas_to_detections(
     score_sig = cas[:, selected]
     thr_sig = thr_cas[:, selected]
     if cfg.normalize:
-        score_sig = minmax_normalize(score_sig)
-        thr_sig = score_sig if threshold_cas is None else minmax_normalize(thr_sig)
+        score_sig = minmax_normalize(score_sig, clamp=cfg.normalize_clamp)
+        thr_sig = (
+            score_sig
+            if threshold_cas is None
+            else minmax_normalize(thr_sig, clamp=cfg.normalize_clamp)
+        )
     score_sig = upsample(score_sig, f, mode=cfg.upsample_mode)
     thr_sig = upsample(thr_sig, f, mode=cfg.upsample_mode)
     a, b = cfg.threshold_mix
@@ -243,7 +272,7 @@ def cas_to_detections(
         )
         if len(starts) == 0:
             continue
-        scores = scores + cfg.class_score_weight * cs[c]
+        scores = scores + cfg.class_score_weight * (1.0 if cfg.class_score_binary else cs[c])
         if cfg.min_score is not None:
             ok = scores >= cfg.min_score
             starts, ends, scores = starts[ok], ends[ok], scores[ok]
@@ -293,6 +322,7 @@ def _class_proposals(
                 minimum=cfg.outer_min,
                 mode=cfg.outer_mode,
                 weight=cfg.outer_weight,
+                left_ceil=cfg.outer_left_ceil,
             )
         )
     if not all_s:
@@ -312,6 +342,7 @@ def _suppress(
             kind=cfg.nms,
             sigma=cfg.soft_nms_sigma,
             min_score=cfg.soft_nms_min_score,
+            length_offset=cfg.nms_length_offset,
         )
         segs = segs[keep]
     if cfg.relative_keep > 0 and len(scores):
