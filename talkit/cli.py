@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from talkit.errors import TalkitError
+from talkit.cli_options import record_invocation
+from talkit.errors import Interrupted, TalkitError
 
 try:  # recent typer ships its own copy of click; older versions use click itself
     from typer._click import exceptions as click_errors
@@ -121,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     printed as text, never as rich markup, so ``[nan, inf]`` in them stays visible.
     ``--debug`` (anywhere on the command line) adds the traceback.
     """
-    args, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    record_invocation(given)
+    args, debug = _split_debug(given)
     _DEBUG["on"] = debug
     command = _plain_flags(typer.main.get_command(app))
     try:
@@ -137,8 +140,13 @@ def main(argv: list[str] | None = None) -> None:
         _error_line("error:", exc.format_message())
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print("[bold red]interrupted[/] (Ctrl-C)")
         sys.exit(130)
+    except Interrupted as exc:  # a command that stopped cleanly and says what it kept
+        if debug:
+            err_console.print_exception()
+        _error_line("interrupted:", str(exc).removeprefix("interrupted: "))
+        sys.exit(exc.exit_code)
     except TalkitError as exc:
         if debug:
             err_console.print_exception()
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(1)
     if code == 130:  # typer turns Ctrl-C inside a command into exit code 130
-        err_console.print("[bold red]interrupted[/]")
+        err_console.print("[bold red]interrupted[/] (Ctrl-C)")
     if isinstance(code, int) and code != 0:
         sys.exit(code)
 

@@ -26,3 +26,23 @@ def key_value(text: str, *, option: str, form: str, example: str) -> tuple[str, 
     if not sep or not key.strip() or not value.strip():
         raise InputError(f"{option} {text!r} is not {form}", hint=f"e.g. {example}")
     return key.strip(), value.strip()
+
+
+_INVOCATION: list[list[str]] = []  # the arguments talkit.cli.main was called with
+
+
+def record_invocation(args: list[str]) -> None:
+    """Remember this process's talkit arguments (``talkit.cli.main`` calls it)."""
+    _INVOCATION[:] = [list(args)]
+
+
+def command_line() -> list[str]:
+    """``["talkit", ARGS...]`` as the user typed them: what "run the same command" means.
+
+    The arguments ``main`` was given (also when it is called in-process), else
+    ``sys.argv``.
+    """
+    import sys
+
+    args = _INVOCATION[0] if _INVOCATION else sys.argv[1:]
+    return ["talkit", *args]

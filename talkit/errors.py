@@ -67,3 +67,9 @@ class CheckpointError(InputError):
 
 class ConfigError(InputError):
     """A configuration file or preset is invalid."""
+
+
+class Interrupted(TalkitError):
+    """The user pressed Ctrl-C; the message says what was kept and how to go on."""
+
+    exit_code = 130

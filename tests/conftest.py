@@ -25,6 +25,13 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/faults/ is the fault-injection suite: marked ``faults``."""
+    for item in items:
+        if "faults" in item.path.parent.parts[-1:]:
+            item.add_marker(pytest.mark.faults)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The folder of the real annotation files talkit ships (thumos14/, thumos14_wtalc/, ...)."""

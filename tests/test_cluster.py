@@ -161,11 +161,15 @@ def test_extract_on_a_ray_start_cluster_from_s3_survives_losing_a_node(
     # Where each video ran: both nodes before the removal, only the head after it...
     assert [v for v in report["extracted"] if v in before_kill] == before_kill
     assert {v["node_id"] for v in before_kill} == {head_id, second_id}
+    # The report on disk lags the driver by one commit, so a video the second node finished
+    # just before the kill may be recorded after the snapshot: whatever is credited to the
+    # second node ran there once, to the end. The head carried on after the removal...
     after = [v for v in report["extracted"] if v not in before_kill]
-    assert after and {v["node_id"] for v in after} == {head_id}
-    # ...including the video(s) the second node had in flight, tried again.
+    assert any(v["node_id"] == head_id for v in after)
+    assert all(v["attempts"] == 1 for v in report["extracted"] if v["node_id"] == second_id)
+    # ...including the video(s) the second node had in flight, tried again there.
     retried = [v for v in report["extracted"] if v["attempts"] > 1]
-    assert retried and all(v in after for v in retried)
+    assert retried and all(v in after and v["node_id"] == head_id for v in retried)
     # Node ids name machines: the report maps them to host and IP.
     nodes = report["ray"]["node_info"]
     assert {head_id, second_id} <= set(nodes) and all(nodes[n]["ip"] for n in nodes)

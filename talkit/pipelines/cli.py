@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from talkit.cli_options import comma_list, key_value
-from talkit.errors import InputError, WorkFailedError
+from talkit.cli_options import comma_list, command_line, key_value
+from talkit.errors import InputError, TalkitError, WorkFailedError
 
 
 class ExtractFailuresError(WorkFailedError):
@@ -109,6 +108,11 @@ def extract_command(
     max_failures: int | None = typer.Option(
         None, "--max-failures", help="Stop once more than N videos failed."
     ),
+    max_consecutive_failures: int | None = typer.Option(
+        None,
+        "--max-consecutive-failures",
+        help="Stop after N failures in a row of one error type (default 20; 0: never).",
+    ),
     commit_every: int | None = typer.Option(
         None, "--commit-every", help="Commit every N videos (a crash loses at most these)."
     ),
@@ -119,10 +123,9 @@ def extract_command(
 ) -> None:
     """Extract snippet features of VIDEOS into a feature set of STORE, in parallel on Ray.
 
-    Re-running the same command resumes: videos already in the store from the same file and with the same spec are skipped. Exits 1 if any video failed (listed at the end and in the report); the others are committed.
+    Re-running the same command resumes: videos already in the store from the same file and with the same spec are skipped. Exits 1 if any video failed (listed at the end and in the report); the others are committed. Ctrl-C commits the finished videos and exits 130; a second Ctrl-C stops at once.
     """
     from talkit.pipelines.config import load_extract_config
-    from talkit.pipelines.failures import TooManyFailuresError
     from talkit.pipelines.plan import plan_videos
     from talkit.pipelines.progress import RichProgress, RunObserver, print_summary
     from talkit.pipelines.run import ExtractJob, run_extraction
@@ -139,6 +142,7 @@ def extract_command(
         "batch_size": ("--batch-size", batch_size),
         "device": ("--device", device),
         "max_failures": ("--max-failures", max_failures),
+        "max_consecutive_failures": ("--max-consecutive-failures", max_consecutive_failures),
         "commit_every": ("--commit-every", commit_every),
         "frames_fps": ("--frames-fps", frames_fps),
         "checkpoints": ("--checkpoint", " --checkpoint ".join(checkpoint) or None),
@@ -157,6 +161,7 @@ def extract_command(
             "batch_size": batch_size,
             "device": device,
             "max_failures": max_failures,
+            "max_consecutive_failures": max_consecutive_failures,
             "commit_every": commit_every,
             "frames_fps": frames_fps,
             "checkpoints": parse_checkpoints(checkpoint) or None,
@@ -176,17 +181,25 @@ def extract_command(
         force=force,
         ray_address=ray_address,
         report_path=report_path,
-        command=["talkit", *sys.argv[1:]] if sys.argv else [],
+        command=command_line(),
     )
     console = Console()
     observer = RichProgress() if not quiet else RunObserver()
     try:
         result = run_extraction(job, observer)
-    except TooManyFailuresError:
+    except TalkitError:  # stopped (failures, Ctrl-C, the store): say what is done first
         if observer.report is not None:
             print_summary(observer.report, console, str(report_path))
         raise
     print_summary(result, console, str(report_path))
+    if result.clashes:
+        raise ExtractFailuresError(
+            f"{len(result.clashes)} video(s) were committed meanwhile by another run from "
+            f"other files than this run's (listed in {report_path}); the committed ones were "
+            "kept",
+            hint="re-run the same command: it re-extracts every video whose file differs from "
+            "what the store holds",
+        )
     if result.failures:
         raise ExtractFailuresError(
             f"{len(result.failures)} of {result.planned} videos failed; the other "

@@ -54,6 +54,9 @@ class ExtractConfig(BaseModel):
     commit_every: int = Field(default=100, gt=0, description="videos per periodic commit")
     commit_interval_s: float = Field(default=300.0, gt=0, description="seconds per periodic commit")
     max_failures: int | None = Field(default=None, ge=0)
+    max_consecutive_failures: int = Field(
+        default=20, ge=0, description="stop after N failures in a row of one error type (0: never)"
+    )
     max_attempts: int = Field(default=3, gt=0, description="tries per video when workers die")
 
     @field_validator("checkpoints")

@@ -55,6 +55,12 @@ class RunObserver:
     def on_commit(self, snapshot_id: str | None, videos: int) -> None:
         """A commit landed with ``videos`` new videos."""
 
+    def on_done_elsewhere(self, video_ids: list[str]) -> None:
+        """Queued videos that another run committed meanwhile: not extracted here."""
+
+    def on_interrupt(self) -> None:
+        """A Ctrl-C asked the run to stop: nothing more is handed out."""
+
     def on_finish(self, report: RunReport) -> None:
         """The run is over (also after an abort); keeps the report."""
         self.report = report
@@ -144,6 +150,17 @@ class RichProgress(RunObserver):
             f"[yellow]retrying[/] {escape(f'{video_id}: {reason}')}", highlight=False
         )
 
+    def on_done_elsewhere(self, video_ids: list[str]) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, advance=len(video_ids))
+
+    def on_interrupt(self) -> None:
+        self._progress.console.print(
+            "[yellow]interrupted:[/] stopping; committing the finished videos "
+            "(Ctrl-C again to stop at once without committing them)",
+            highlight=False,
+        )
+
     def on_finish(self, report: RunReport) -> None:
         super().on_finish(report)
         self._progress.stop()
@@ -165,6 +182,23 @@ def summary_table(report: RunReport) -> Table:
         f"{len(report.failures)} failed"
         + (f"; {len(report.missing)} named but missing" if report.missing else ""),
     )
+    if report.concurrent:
+        table.add_row(
+            "concurrent",
+            f"{len(report.concurrent)} committed meanwhile by another run from the same files "
+            "(not written again)",
+        )
+    if report.clashes:
+        table.add_row(
+            "clashes",
+            f"[red]{len(report.clashes)} committed meanwhile by another run from other files; "
+            "theirs kept (see the report)[/]",
+        )
+    if report.uncommitted:
+        table.add_row(
+            "not committed",
+            f"[red]{len(report.uncommitted)} finished videos (stopped at once)[/]",
+        )
     table.add_row("snippets", f"{report.snippets}")
     table.add_row(
         "time",

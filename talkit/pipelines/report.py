@@ -60,12 +60,19 @@ class RunReport:
     redo: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     extracted: list[VideoDone] = field(default_factory=list)
+    # Extracted here too, but committed first by another run from the same source (the
+    # same result): not written again.
+    concurrent: list[str] = field(default_factory=list)
+    # Committed meanwhile by another run from a *different* source: theirs was kept.
+    clashes: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     ray: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
     extract_s: float = 0.0  # from the first worker ready to the last result
-    aborted: str | None = None
+    aborted: str | None = None  # why the run stopped early ("interrupted" for Ctrl-C)
+    stopped_by: str | None = None  # interrupt, max-failures, systematic, setup, error
+    uncommitted: list[str] = field(default_factory=list)  # finished, lost to a hard stop
 
     @property
     def snippets(self) -> int:
@@ -84,7 +91,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.aborted is None
+        return not self.failures and not self.clashes and self.aborted is None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -96,6 +103,8 @@ class RunReport:
                 "planned": self.planned,
                 "extracted": len(self.extracted),
                 "skipped": len(self.skipped),
+                "concurrent": len(self.concurrent),
+                "clashes": len(self.clashes),
                 "failed": len(self.failures),
                 "missing": len(self.missing),
                 "snippets": self.snippets,

@@ -17,6 +17,12 @@
   videos or 256 MiB), and at most two calls per worker are in flight.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
+- Several runs may write one store at once: each commit decides per video against the
+  store as it is then (:mod:`talkit.pipelines.commit`), so nothing is lost or written twice.
+- Failures of one video never stop the others; errors of the machine or the setup stop the
+  run at once, and so do too many failures in a row (:mod:`talkit.pipelines.failures`).
+  Ctrl-C stops it cleanly, a second one at once (:mod:`talkit.pipelines.interrupt`). A
+  stopped run commits what is finished and writes its report first.
 - On a cluster (``--ray-address``, or more than one node), every node that can host a
   worker is checked before any model loads (:mod:`talkit.pipelines.nodes`), and each
   worker's talkit version is compared with the driver's when it is ready.
@@ -25,6 +31,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,23 +39,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from talkit.errors import InputError, TalkitError, WorkFailedError
+from talkit.errors import InputError, Interrupted, TalkitError, WorkFailedError
+from talkit.pipelines.commit import Committer, common_sources, read_sources
 from talkit.pipelines.config import ExtractConfig
 from talkit.pipelines.failures import (
+    SETUP,
+    SYSTEMATIC,
     Failure,
-    TooManyFailuresError,
+    FailureGuard,
+    RunStoppedError,
+    SetupFailureError,
+    SystematicFailureError,
     WorkerDiedError,
-    check_max_failures,
+    failure_scope,
+    start_failure_scope,
 )
+from talkit.pipelines.interrupt import InterruptGuard
 from talkit.pipelines.nodes import cause_line, check_nodes, check_version, node_needs
 from talkit.pipelines.plan import Plan, VideoItem
 from talkit.pipelines.progress import RunObserver
-from talkit.pipelines.report import RunReport, VideoDone, commit_record, new_run_id
-from talkit.pipelines.resume import SOURCE_ATTR, decide
+from talkit.pipelines.report import RunReport, VideoDone, new_run_id
+from talkit.pipelines.resume import decide
 from talkit.pipelines.runtime import RayRuntime, WorkerResources, size_workers, start_ray
 from talkit.pipelines.worker import BackboneJob, ExtractWorker, VideoResult, backbone_spec
 
-MAX_BUFFER_BYTES = 256 << 20
 CALLS_IN_FLIGHT = 2
 START_TIMEOUT_S = 600.0
 
@@ -87,11 +101,12 @@ class ExtractJob:
 
 
 def run_extraction(job: ExtractJob, observer: RunObserver | None = None) -> RunReport:
-    """Run one extraction; return its report (failures are in it, not raised).
+    """Run one extraction; return its report (per-video failures are in it, not raised).
 
     Raises TalkitError subclasses for problems with the setup (store, spec, checkpoints,
-    Ray) and TooManyFailuresError when ``max_failures`` is exceeded (after committing what
-    was done).
+    Ray); a RunStoppedError (TooManyFailuresError, SystematicFailureError,
+    SetupFailureError) when failures stop the run, and Interrupted on Ctrl-C. A stopped run
+    first commits what is finished (a second Ctrl-C skips that) and writes its report.
     """
     from talkit.store import FeatureStore
     from talkit.store.errors import StoreFormatError
@@ -105,7 +120,7 @@ def run_extraction(job: ExtractJob, observer: RunObserver | None = None) -> RunR
     try:
         store = FeatureStore.open(job.store, mode="a")
     except StoreFormatError:
-        # exist_ok: on object storage another run may be creating the same store right now.
+        # exist_ok: another run may be creating the same store right now.
         store = FeatureStore.create(job.store, exist_ok=True)
     for fs_name, spec in specs.items():
         _check_existing_spec(store, job.dataset, fs_name, spec)
@@ -125,32 +140,106 @@ def run_extraction(job: ExtractJob, observer: RunObserver | None = None) -> RunR
         report.failures.append(
             Failure(rej.video_id, str(rej.path) if rej.path else None, rej.error_type, rej.message)
         )
-    stored = _stored_sources(store, job.dataset, list(specs))
-    decision = decide(job.plan.items, stored, force=job.force)
+    planned = read_sources(store, job.dataset, list(specs))
+    decision = decide(job.plan.items, common_sources(planned), force=job.force)
     report.skipped = [i.video_id for i in decision.done]
     report.redo = decision.redo
     observer.on_start(report, len(decision.todo))
 
-    committer = _Committer(store, job, report, observer, set(stored))
-    try:
-        if decision.todo:
-            _Scheduler(job, jobs, specs, committer, report, observer).run(decision.todo)
-        committer.commit(final=True)
-    except BaseException as exc:
-        if isinstance(exc, TooManyFailuresError):
-            report.aborted = exc.message
-        elif isinstance(exc, KeyboardInterrupt):
-            report.aborted = "interrupted"
-        with contextlib.suppress(TalkitError):
-            committer.commit(final=True)  # keep what is done
-        raise
-    finally:
-        report.elapsed_s = time.perf_counter() - t0
-        report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    def write_report() -> None:
         if job.report_path is not None:
             report.write(job.report_path)
-        observer.on_finish(report)
+
+    committer = Committer(
+        store,
+        dataset=job.dataset,
+        feature_sets=list(specs),
+        planned=planned,
+        report=report,
+        observer=observer,
+        commit_every=job.config.commit_every,
+        commit_interval_s=job.config.commit_interval_s,
+        write_report=write_report,
+    )
+    with InterruptGuard() as interrupts:
+        try:
+            try:
+                if decision.todo:
+                    _Scheduler(job, jobs, specs, committer, report, observer, interrupts).run(
+                        decision.todo
+                    )
+                committer.commit(final=True)
+            except _StopRequested:
+                report.aborted, report.stopped_by = "interrupted", "interrupt"
+                _keep_done(committer, report)
+                raise _interrupted(report, len(decision.todo), len(job.plan.rejected)) from None
+            except RunStoppedError as exc:
+                report.aborted, report.stopped_by = exc.message, _stop_kind(exc)
+                _keep_done(committer, report)
+                raise
+            except TalkitError as exc:
+                report.aborted, report.stopped_by = exc.message, "error"
+                _keep_done(committer, report)
+                raise
+        except KeyboardInterrupt:
+            # A second Ctrl-C (or one this process's handler did not see): stop at once.
+            report.aborted, report.stopped_by = "interrupted", "interrupt"
+            report.uncommitted = committer.pending
+            raise _interrupted(report, len(decision.todo), len(job.plan.rejected)) from None
+        except (Interrupted, TalkitError):
+            raise
+        except Exception as exc:  # a bug: still say so in the report
+            report.aborted, report.stopped_by = f"{type(exc).__name__}: {exc}", "error"
+            report.uncommitted = committer.pending
+            raise
+        finally:
+            report.elapsed_s = time.perf_counter() - t0
+            report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+            write_report()
+            observer.on_finish(report)
     return report
+
+
+class _StopRequested(Exception):
+    """Raised in the scheduler once a Ctrl-C asked the run to stop."""
+
+
+def _keep_done(committer: Committer, report: RunReport) -> None:
+    """Commit what is finished after a stop; what cannot be committed is listed."""
+    with contextlib.suppress(TalkitError):
+        committer.commit(final=True)
+    report.uncommitted = committer.pending
+
+
+def _stop_kind(exc: RunStoppedError) -> str:
+    if isinstance(exc, SystematicFailureError):
+        return "systematic"
+    if isinstance(exc, SetupFailureError):
+        return "setup"
+    return "max-failures"
+
+
+def _interrupted(report: RunReport, todo: int, rejected: int) -> Interrupted:
+    """The error for a Ctrl-C: what is committed, what is not, and how to resume."""
+    failed = len(report.failures) - rejected
+    rest = max(0, todo - len(report.extracted) - len(report.concurrent) - failed)
+    message = (
+        f"interrupted: {len(report.extracted)} video(s) extracted by this run are committed "
+        f"to {report.store} (store version {report.version or 'unchanged'})"
+    )
+    if report.uncommitted:
+        message += (
+            f"; a second Ctrl-C stopped it at once, so {len(report.uncommitted)} finished "
+            "video(s) were not committed"
+        )
+    message += f"; {rest} video(s) still to extract"
+    command = shlex.join(report.command) if report.command else None
+    hint = (
+        f"resume with the same command: {command}"
+        if command
+        else "run the same extraction again to resume: committed videos are skipped"
+    )
+    return Interrupted(message, hint=hint)
 
 
 class SpecMismatchError(InputError):
@@ -174,97 +263,6 @@ def _check_existing_spec(store: Any, dataset: str, name: str, spec: Any) -> None
         )
 
 
-def _stored_sources(store: Any, dataset: str, names: list[str]) -> dict[str, Any]:
-    """Video id -> stored source attrs, for videos complete in every feature set."""
-    per_set = []
-    for name in names:
-        fs = store.feature_set(dataset, name)
-        per_set.append({vid: fs.video(vid).attrs.get(SOURCE_ATTR) for vid in fs.videos()})
-    common = set.intersection(*(set(d) for d in per_set)) if per_set else set()
-    out: dict[str, Any] = {}
-    for vid in common:
-        sources = [d[vid] for d in per_set]
-        out[vid] = sources[0] if all(s == sources[0] for s in sources) else None
-    # Present in some sets only: redo (overwrite) so that all sets agree again.
-    for d in per_set:
-        for vid in set(d) - common:
-            out.setdefault(vid, None)
-    return out
-
-
-class _Committer:
-    """Buffers finished videos and commits them as one store version at a time."""
-
-    def __init__(
-        self,
-        store: Any,
-        job: ExtractJob,
-        report: RunReport,
-        observer: RunObserver,
-        stored: set[str],
-    ) -> None:
-        self.store = store
-        self.job = job
-        self.report = report
-        self.observer = observer
-        self.stored = stored
-        self.buffer: list[VideoResult] = []
-        self.bytes = 0
-        self.part = 0
-        self.last = time.monotonic()
-
-    def add(self, result: VideoResult) -> None:
-        self.buffer.append(result)
-        self.bytes += result.nbytes
-        cfg = self.job.config
-        if (
-            len(self.buffer) >= cfg.commit_every
-            or self.bytes >= MAX_BUFFER_BYTES
-            or time.monotonic() - self.last >= cfg.commit_interval_s
-        ):
-            self.commit(final=False)
-
-    def commit(self, *, final: bool) -> None:
-        self.last = time.monotonic()
-        if not self.buffer:
-            return
-        batch, self.buffer, self.bytes = self.buffer, [], 0
-        self.part += 1
-        report = self.report
-        ids = [r.item.video_id for r in batch]
-        meta = commit_record(report, self.part, ids, final=final)
-        message = (
-            f"extract {', '.join(report.feature_sets)}: {len(batch)} videos "
-            f"(run {report.run_id}, part {self.part})"
-        )
-        # Workers validated every array against the spec (store.validate), so a write
-        # error here is the store's (disk, permissions) and stops the run.
-        with self.store.writer(message=message, metadata=meta) as w:
-            for result in batch:
-                for fs_name, out in (result.outputs or {}).items():
-                    w.write_video(
-                        self.job.dataset,
-                        fs_name,
-                        result.item.video_id,
-                        streams=out.streams,
-                        timestamps=out.timestamps,
-                        attrs=out.attrs,
-                        overwrite=result.item.video_id in self.stored,
-                    )
-        snapshot = w.snapshot_id
-        if snapshot:
-            report.commits.append(snapshot)
-        for r in batch:
-            report.extracted.append(
-                VideoDone(r.item.video_id, str(r.item.path), r.snippets, r.seconds, r.node_id,
-                          r.pid, r.attempts)
-            )  # fmt: skip
-        self.stored.update(ids)
-        self.observer.on_commit(snapshot, len(batch))
-        if self.job.report_path is not None:
-            report.write(self.job.report_path)
-
-
 @dataclass
 class _Slot:
     """One worker actor and the calls it has in flight."""
@@ -286,11 +284,17 @@ class _Scheduler:
         job: ExtractJob,
         jobs: list[BackboneJob],
         specs: dict[str, Any],
-        committer: _Committer,
+        committer: Committer,
         report: RunReport,
         observer: RunObserver,
+        interrupts: InterruptGuard,
     ) -> None:
         self.job = job
+        self.interrupts = interrupts
+        self.guard = FailureGuard(
+            max_failures=job.config.max_failures,
+            max_consecutive=job.config.max_consecutive_failures,
+        )
         self.jobs = jobs
         self.specs = specs
         self.committer = committer
@@ -367,6 +371,7 @@ class _Scheduler:
                 "worker_starts": [],
             }
             self.observer.on_workers(n, self.runtime.num_nodes)
+            self._check_interrupt()
             self._loop(deque(todo), ray)
         finally:
             if self.t_first_ready is not None:
@@ -383,6 +388,7 @@ class _Scheduler:
         max_spawns = len(self.slots) * (self.job.config.max_attempts + 1) + 2
         idle_since = time.monotonic()
         while queue or any(s.calls for s in self.slots):
+            self._check_interrupt()
             for slot in self._live():
                 while slot.ready and queue and len(slot.calls) < CALLS_IN_FLIGHT:
                     item = queue.popleft()
@@ -444,10 +450,7 @@ class _Scheduler:
             if not any(s.ready for s in self._live()) and not any(
                 not s.ready for s in self._live()
             ):
-                raise WorkFailedError(
-                    f"no extraction worker could start: {self.start_errors[-1]}",
-                    hint="the worker's error is above; --debug shows Ray's full report",
-                ) from exc
+                raise _start_error(self.start_errors[-1]) from exc
 
     def _on_result(
         self,
@@ -465,20 +468,36 @@ class _Scheduler:
             self._worker_died(slot, item, exc, queue, max_spawns)
             return
         except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, BaseException) else None
+            if isinstance(cause, KeyboardInterrupt):  # a terminal's Ctrl-C reached the worker
+                queue.appendleft(item)
+                return
             result = VideoResult(
                 item, slot.node_id or "?", 0, 0.0,
-                failure=Failure(item.video_id, str(item.path), type(exc.cause).__name__
-                                if exc.cause else "RayTaskError", _short(exc)),
+                failure=Failure(item.video_id, str(item.path), type(cause).__name__
+                                if cause else "RayTaskError", _short(exc),
+                                scope=failure_scope(cause) if cause else "video"),
             )  # fmt: skip
         result.attempts = self.attempts.get(item.video_id, 0) + 1
         if result.failure is not None:
             self._fail(result.failure)
-        else:
-            self.committer.add(result)
-            self.observer.on_video(
-                VideoDone(item.video_id, str(item.path), result.snippets, result.seconds,
-                          result.node_id, result.pid, self.attempts.get(item.video_id, 0) + 1)
-            )  # fmt: skip
+            return
+        self.guard.success()
+        self.observer.on_video(
+            VideoDone(item.video_id, str(item.path), result.snippets, result.seconds,
+                      result.node_id, result.pid, result.attempts)
+        )  # fmt: skip
+        if self.committer.add(result) and queue and not self.job.force:
+            # Another run may be extracting the same videos into this store: skip what it
+            # has committed meanwhile from the same files.
+            done = self.committer.done_elsewhere(list(queue))
+            if done:
+                ids = {i.video_id for i in done}
+                kept = [i for i in queue if i.video_id not in ids]
+                queue.clear()
+                queue.extend(kept)
+                self.report.concurrent.extend(i.video_id for i in done)
+                self.observer.on_done_elsewhere([i.video_id for i in done])
 
     def _worker_died(
         self, slot: _Slot, item: VideoItem, exc: Exception, queue: deque[VideoItem], max_spawns: int
@@ -514,7 +533,28 @@ class _Scheduler:
     def _fail(self, failure: Failure) -> None:
         self.report.failures.append(failure)
         self.observer.on_failure(failure)
-        check_max_failures(len(self.report.failures), self.job.config.max_failures, failure)
+        self.guard.failure(failure, len(self.report.failures))
+
+    def _check_interrupt(self) -> None:
+        """After a Ctrl-C: hand out nothing more (the driver then commits what is done)."""
+        if self.interrupts.requested:
+            self.observer.on_interrupt()
+            raise _StopRequested
+
+
+def _start_error(cause: str) -> TalkitError:
+    """No worker could start: an error of the setup (exit 2) or of the machine (exit 1)."""
+    scope = start_failure_scope(cause)
+    hint = "the worker's error is above; --debug shows Ray's full report"
+    if scope == SETUP:
+        return SetupFailureError(
+            f"no extraction worker could start: {cause}",
+            hint="a file the workers load (a checkpoint, a module) is missing or unreadable "
+            "where they run; fix it and re-run the same command",
+        )
+    if scope == SYSTEMATIC:
+        return SystematicFailureError(f"no extraction worker could start: {cause}", hint=hint)
+    return WorkFailedError(f"no extraction worker could start: {cause}", hint=hint)
 
 
 def _node_info(ray: Any) -> dict[str, dict[str, Any]]:

@@ -281,6 +281,17 @@ class IcechunkBackend:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Rebase a commit over a concurrent one only where they touched different nodes. icechunk's
+# default solver also "resolves" two overwrites of one video (each deleted and re-created
+# its group): the commit lands, and the video ends up with one writer's rgb and the other's
+# flow and attrs. Any overlap fails instead, and the caller decides again.
+_SOLVER = icechunk.BasicConflictSolver(
+    on_chunk_conflict=icechunk.VersionSelection.Fail,
+    fail_on_delete_of_updated_array=True,
+    fail_on_delete_of_updated_group=True,
+)
+
+
 class IcechunkTxn:
     """A writable icechunk session: all writes become visible together at commit."""
 
@@ -315,9 +326,7 @@ class IcechunkTxn:
     def commit(self, message: str, metadata: dict[str, Any]) -> str:
         with self.backend.commit_lock():
             try:
-                return self.session.commit(
-                    message, metadata=metadata, rebase_with=icechunk.BasicConflictSolver()
-                )
+                return self.session.commit(message, metadata=metadata, rebase_with=_SOLVER)
             except (icechunk.ConflictError, icechunk.RebaseFailedError) as exc:
                 raise CommitConflictError(
                     f"commit to {self.backend.url} conflicts with a concurrent writer: "

@@ -29,6 +29,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from talkit.errors import Interrupted
 from talkit.store.errors import StoreError
 from talkit.store.sidecar import Sidecar, user_attrs
 from talkit.store.spec import TIMESTAMPS, FeatureSetSpec, StorageOptions, split_feature_set
@@ -372,31 +373,44 @@ def import_features(
     otherwise from ``base_spec`` (backbone, fps, clip_len, stride, ...) with streams from
     the source's folders or ``split``. Returns the number of videos imported.
     """
-    source = open_source(fmt, src, annotations=annotations, source_feature_set=source_feature_set)
-    first = next(source.videos, None)
-    if first is None:
-        raise StoreError(f"no videos found in {src}")
-    spec = source.spec or _spec_for(first, base_spec or {"backbone": "unknown"}, split)
-    if dtype is not None and dtype != spec.dtype:
-        spec = spec.model_copy(update={"dtype": dtype})
-    count = 0
-    with store.writer(
-        message=message or f"import {fmt} features from {src}",
-        metadata={"import": {"format": fmt, "source": str(src)}},
-    ) as writer:
-        writer.create_feature_set(dataset, feature_set, spec, storage=storage, exist_ok=True)
-        for video in chain([first], source.videos):
-            writer.write_video(
-                dataset,
-                feature_set,
-                video.video_id,
-                streams=_split(video, dict(spec.streams)),
-                timestamps=video.timestamps,
-                attrs=video.attrs,
-                overwrite=overwrite,
-                allow_nonfinite=allow_nonfinite,
-            )
-            count += 1
-            if on_video is not None:
-                on_video(video.video_id)
+    writer = None
+    try:
+        source = open_source(
+            fmt, src, annotations=annotations, source_feature_set=source_feature_set
+        )
+        first = next(source.videos, None)
+        if first is None:
+            raise StoreError(f"no videos found in {src}")
+        spec = source.spec or _spec_for(first, base_spec or {"backbone": "unknown"}, split)
+        if dtype is not None and dtype != spec.dtype:
+            spec = spec.model_copy(update={"dtype": dtype})
+        count = 0
+        writer = store.writer(
+            message=message or f"import {fmt} features from {src}",
+            metadata={"import": {"format": fmt, "source": str(src)}},
+        )
+        with writer:
+            writer.create_feature_set(dataset, feature_set, spec, storage=storage, exist_ok=True)
+            for video in chain([first], source.videos):
+                writer.write_video(
+                    dataset,
+                    feature_set,
+                    video.video_id,
+                    streams=_split(video, dict(spec.streams)),
+                    timestamps=video.timestamps,
+                    attrs=video.attrs,
+                    overwrite=overwrite,
+                    allow_nonfinite=allow_nonfinite,
+                )
+                count += 1
+                if on_video is not None:
+                    on_video(video.video_id)
+    except KeyboardInterrupt:
+        if writer is not None and writer.snapshot_id:  # Ctrl-C just after the commit
+            return count
+        raise Interrupted(
+            f"interrupted: nothing was imported into {store.url} (an import is one commit, "
+            "made at its end)",
+            hint="run the same command again",
+        ) from None
     return count

@@ -90,8 +90,12 @@ class FeatureStore:
         """
         local = local_path(url)
         if local is not None and local.exists() and any(local.iterdir()):
-            if exist_ok:
-                return cls.open(url, mode="a")
+            if exist_ok:  # a repository may still be being created by another process
+                return (
+                    cls._open_created(url)
+                    if IcechunkBackend.exists(url)
+                    else cls.open(url, mode="a")
+                )
             raise StoreError(
                 f"cannot create store at {url}: the path exists and is not empty",
                 hint="open it with FeatureStore.open, or pick a new path",
@@ -117,8 +121,9 @@ class FeatureStore:
             try:
                 backend: Backend = IcechunkBackend.create(url)
             except StoreError:
-                # Object storage: another process may have created it a moment ago.
-                if exist_ok and local is None and IcechunkBackend.exists(url):
+                # Another process may have created it a moment ago (two runs starting
+                # together on one new store, local or on object storage).
+                if exist_ok and _appears(url):
                     return cls._open_created(url)
                 raise
             txn = backend.begin(DEFAULT_BRANCH)
@@ -357,3 +362,13 @@ class FeatureStore:
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.url!r}, engine={self.engine}, version={self._label()})"
+
+
+def _appears(url: str, wait_s: float = 5.0) -> bool:
+    """Whether a repository shows up at ``url`` within ``wait_s`` (another process's create)."""
+    deadline = time.monotonic() + wait_s
+    while not IcechunkBackend.exists(url):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from talkit.cli_options import command_line
+from talkit.errors import Interrupted, TalkitError
 
 
 def _overrides(
@@ -65,6 +69,32 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         console.print(f"average mAP {name}: [bold]{100 * value:.2f}[/] (baseline {100 * b:.2f})")
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+
+
+def training_interrupted(run_dir: Path) -> Interrupted:
+    """What a Ctrl-C during ``talkit train`` kept (``last.pt`` and its iteration), and how
+    to go on: the same command with ``--resume``."""
+    from talkit.wtal_heads.rundir import load_checkpoint_file
+
+    saved = []
+    for path in sorted(run_dir.glob("**/checkpoints/last.pt")):
+        try:
+            iteration = load_checkpoint_file(path).get("iteration")
+        except TalkitError:  # a second Ctrl-C while it was written: the old one stays
+            iteration = None
+        saved.append(f"{path} (iteration {iteration if iteration is not None else '?'})")
+    command = command_line()
+    if "--resume" not in command:
+        command.append("--resume")
+    if not saved:
+        return Interrupted(
+            f"interrupted before the first training iteration; nothing was saved in {run_dir}",
+            hint="run the same command again",
+        )
+    return Interrupted(
+        f"interrupted: training stopped; its state is saved in {', '.join(saved)}",
+        hint=f"resume with: {shlex.join(command)}",
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -132,17 +162,20 @@ def register(app: typer.Typer) -> None:
         cfg = load_config(config, overrides, sources=sources)
         run_dir = out or Path("runs") / cfg.name
         console = Console(stderr=True)
-        result = train(
-            cfg,
-            store=store,
-            annotations=annotations,
-            out=run_dir,
-            allow_missing=allow_missing,
-            resume=resume,
-            stop_after=stop_after,
-            show_progress=not quiet,
-            console=console,
-        )
+        try:
+            result = train(
+                cfg,
+                store=store,
+                annotations=annotations,
+                out=run_dir,
+                allow_missing=allow_missing,
+                resume=resume,
+                stop_after=stop_after,
+                show_progress=not quiet,
+                console=console,
+            )
+        except KeyboardInterrupt:
+            raise training_interrupted(run_dir) from None
         for m in result.members:
             best = (
                 "-"
