@@ -18,7 +18,14 @@ test videos (the in-memory loop gave the same numbers):
 
 So BaSNet is at 6.1x and LGBM-Net at 15.6x the largest trivial baseline (0.85). Seeds 1
 and 2 (in-memory, same settings) gave BaSNet 6.38 / 3.97 and LGBM-Net 12.85 / 9.01,
-against baselines of at most 0.86.
+against baselines of at most 0.86. Those numbers are for synthetic generator v1; with v2
+(average-pooled ReLU outputs) BaSNet seed 0 gave 7.57 against a whole-video baseline of
+0.84 (9.0x); LGBM-Net was not re-measured on v2.
+
+Without ``data.standardize`` (v2, seed 0) BaSNet's foreground weights collapse to ~0 for
+the first ~200 iterations, as the authors' code does on raw non-negative features; at 600
+iterations its last weights give 2.04 but no validation video passes the class threshold,
+so the selected checkpoint scores 0. See docs/training.md#measured.
 """
 
 from __future__ import annotations
