@@ -25,8 +25,9 @@ against baselines of at most 0.86. Those numbers are for synthetic generator v1;
 Without ``data.standardize`` (v2), as the presets and the authors' code train, BaSNet's
 foreground weights collapse to ~0 for the first ~200 iterations, as the authors' code does
 on raw non-negative features; at 600 iterations no validation video passes the class
-threshold yet (selected checkpoint: 0.00), at 1000 iterations seed 0 gave 3.95 against a
-whole-video baseline of 0.51 and 0.66 with ground-truth classes (6.0x). LGBM-Net on raw
+threshold yet (selected checkpoint: 0.00). At 1000 iterations seeds 0 / 1 / 2 gave
+3.95 / 7.56 / 3.62 (5.04 +- 2.19) against whole-video baselines of 0.51 / 0.85 / 0.63 and
+0.66 with ground-truth classes: 6.0x / 8.9x / 5.5x. LGBM-Net on raw
 features was not measured (its narrowed LSTMs ran at 0.05 it/s on the loaded machine);
 it is tested with ``data.standardize`` only. See docs/training.md#measured.
 """
