@@ -20,8 +20,8 @@ import numpy as np
 
 from talkit.datasets import load_annotations
 from talkit.datasets.bundled import BUNDLED
-from talkit.wtal_heads.detections import DetectionSet
 from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, evaluate
+from talkit.wtal_heads.evaluation.detections import DetectionSet
 
 REPEATS = 7  # best-of for the fast path: shared machines are noisy
 DEFAULT_GT = BUNDLED["thumos14"].path  # shipped with talkit

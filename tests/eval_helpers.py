@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from talkit.datasets.model import Dataset, Segment, Video
-from talkit.wtal_heads.detections import DetectionSet
+from talkit.wtal_heads.evaluation.detections import DetectionSet
 
 
 def make_dataset(

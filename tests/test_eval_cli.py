@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cli_helpers import run_cli
 
-from talkit.wtal_heads.detections import DetectionSet, read_detections, write_detections
+from talkit.wtal_heads.evaluation.detections import DetectionSet, read_detections, write_detections
 
 GT_DOC = {
     "database": {

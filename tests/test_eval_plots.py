@@ -33,7 +33,7 @@ def test_pr_curve_numbers() -> None:
 
 @pytest.mark.slow
 def test_timeline_with_cas_panel_and_pr_curves(tmp_path: Path) -> None:
-    from talkit.wtal_heads.plots import plot_pr_curves, plot_video_timeline
+    from talkit.wtal_heads.evaluation.plots import plot_pr_curves, plot_video_timeline
 
     n = 100
     cas = np.zeros((n, 2))

@@ -154,3 +154,30 @@ def test_standardized_input_travels_with_the_weights() -> None:
         assert torch.allclose(net(x)["cas_supp"], twin(x)["cas_supp"])
         standardized = net.standardize(x)
     assert torch.allclose(standardized.mean(1), torch.zeros(1, 4), atol=1e-5)
+
+
+def test_head_registry_refuses_a_second_builder_under_one_name() -> None:
+    from talkit.wtal_heads.head import register_head
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_head("basnet")(lambda **kw: None)  # type: ignore[arg-type,return-value]
+
+
+def test_params_that_do_not_fit_are_config_errors_but_builder_bugs_are_not() -> None:
+    from talkit.wtal_heads import head as head_module
+
+    with pytest.raises(ConfigError, match=r"do not fit head 'basnet'.*cas_width") as info:
+        build_head("basnet", in_dim=8, num_classes=3, params={"cas_width": 4})
+    assert "cas_dim" in (info.value.hint or "")
+    with pytest.raises(ConfigError, match="global_op must be one of"):
+        build_head("lgbm", in_dim=8, num_classes=3, params={"global_op": "gru"})
+
+    def broken(*, in_dim: int, num_classes: int, width: int = 4) -> None:
+        raise TypeError("a bug inside the builder")
+
+    head_module._HEADS["broken_for_test"] = broken  # type: ignore[assignment]
+    try:
+        with pytest.raises(TypeError, match="a bug inside the builder"):
+            build_head("broken_for_test", in_dim=8, num_classes=3, params={"width": 2})
+    finally:
+        del head_module._HEADS["broken_for_test"]

@@ -10,8 +10,8 @@ from eval_helpers import make_dataset, snippet_times
 
 from talkit.errors import ConfigError, InputError
 from talkit.wtal_heads.evaluation import evaluate
-from talkit.wtal_heads.nms import nms
-from talkit.wtal_heads.postprocess import (
+from talkit.wtal_heads.evaluation.nms import nms
+from talkit.wtal_heads.evaluation.postprocess import (
     PRESETS,
     PostprocessConfig,
     VideoCAS,
@@ -24,7 +24,7 @@ from talkit.wtal_heads.postprocess import (
     topk_mean,
     upsample,
 )
-from talkit.wtal_heads.proposals import connected_runs, contrast_scores, watershed_runs
+from talkit.wtal_heads.evaluation.proposals import connected_runs, contrast_scores, watershed_runs
 
 STRIDE = 16 / 25  # I3D at 25 fps, 16-frame stride: snippet i starts at i·0.64 s
 CLASSES = ["Jump", "Swim", "Dive"]
@@ -54,11 +54,34 @@ def _assert_segments(
     np.testing.assert_allclose([f[1:] for f in found], [e[1:] for e in expected], atol=1e-9)
 
 
+def _nearest(preset: str) -> PostprocessConfig:
+    """The preset with nearest upsampling: BaSNet's linear ×24 (extrapolated at the end)
+    ramps a plateau's edges over one snippet, so its segments are not exact."""
+    return get_preset(preset, upsample_mode="nearest")
+
+
 @pytest.mark.parametrize("preset", ["basnet", "lgbm", "d2net"])
 def test_known_plateaus_come_back_exactly_in_seconds(preset: str) -> None:
     cas, times, scores = _synthetic_video()
-    dets = cas_to_detections(cas, times, scores, preset, classes=CLASSES)
+    dets = cas_to_detections(cas, times, scores, _nearest(preset), classes=CLASSES)
     _assert_segments(_found(dets), _expected_segments(PLATEAUS))
+
+
+def test_basnet_linear_upsampling_ramps_plateau_edges_within_one_snippet() -> None:
+    cas, times, scores = _synthetic_video()
+    dets = cas_to_detections(cas, times, scores, "basnet", classes=CLASSES)
+    best = {}
+    for d in dets:  # the best proposal of each plateau
+        key = min(PLATEAUS, key=lambda p: abs(p[1] * STRIDE - d["segment"][0]))
+        if key not in best or d["score"] > best[key]["score"]:
+            best[key] = d
+    assert len(best) == len(PLATEAUS)
+    for (label, a, b), d in best.items():
+        assert d["label"] == label
+        # Sample k reads the CAS at snippet k/24: the rise from snippet a-1 to a starts
+        # one sample after (a-1)·24, the fall after b-1 reaches 0 at (b-1)·24 + 24.
+        assert (a - 1) * STRIDE < d["segment"][0] <= a * STRIDE
+        assert (b - 1) * STRIDE < d["segment"][1] <= b * STRIDE
 
 
 def test_known_plateaus_with_dgam_both_streams() -> None:
@@ -80,13 +103,16 @@ def test_known_plateaus_with_dgam_both_streams() -> None:
     assert all(d["score"] == pytest.approx(1.0) for d in merged)
 
 
-def test_basnet_scores_add_the_class_score_term() -> None:
+def test_basnet_scores_add_the_binarised_class_score_term() -> None:
     cas, times, scores = _synthetic_video()
-    dets = cas_to_detections(cas, times, scores, "basnet", classes=CLASSES)
+    dets = cas_to_detections(cas, times, scores, _nearest("basnet"), classes=CLASSES)
     by_label = {d["label"]: d["score"] for d in dets}
-    # inner 1 − outer 0 + 0.2 × class score
-    assert by_label["Jump"] == pytest.approx(1 + 0.2 * 0.9)
-    assert by_label["Swim"] == pytest.approx(1 + 0.2 * 0.8)
+    # inner 1 − outer 0 + 0.2 × 1: BaSNet's code binarises the class scores first
+    assert by_label["Jump"] == pytest.approx(1.2)
+    assert by_label["Swim"] == pytest.approx(1.2)
+    weighted = get_preset("basnet", upsample_mode="nearest", class_score_binary=False)
+    by_label = {d["label"]: d["score"] for d in cas_to_detections(cas, times, scores, weighted)}
+    assert by_label["0"] == pytest.approx(1 + 0.2 * 0.9)
 
 
 def test_watershed_separates_plateaus_a_single_threshold_merges() -> None:
@@ -111,9 +137,13 @@ def test_lgbm_preset_separates_touching_actions_basnet_merges() -> None:
     cas[20, 0] = 0.5
     cas[21:31, 0] = 0.8
     times = snippet_times(n, stride_s=STRIDE)
-    lgbm = _found(cas_to_detections(cas, times, np.array([0.9]), "lgbm", classes=["Jump"]))
+    lgbm = _found(
+        cas_to_detections(cas, times, np.array([0.9]), _nearest("lgbm"), classes=["Jump"])
+    )
     _assert_segments(lgbm, [("Jump", 10 * STRIDE, 20 * STRIDE), ("Jump", 21 * STRIDE, 31 * STRIDE)])
-    basnet = _found(cas_to_detections(cas, times, np.array([0.9]), "basnet", classes=["Jump"]))
+    basnet = _found(
+        cas_to_detections(cas, times, np.array([0.9]), _nearest("basnet"), classes=["Jump"])
+    )
     assert basnet == [("Jump", pytest.approx(10 * STRIDE), pytest.approx(31 * STRIDE))]
 
 

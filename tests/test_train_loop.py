@@ -14,7 +14,7 @@ from talkit.datasets import Segment, load_annotations, write_activitynet_json
 from talkit.datasets.synthetic.features import write_features_to_store
 from talkit.errors import ConfigError, InputError
 from talkit.wtal_heads.data import ClassMismatchError, EmptySplitError, MissingVideosError
-from talkit.wtal_heads.detections import read_detections
+from talkit.wtal_heads.evaluation.detections import read_detections
 from talkit.wtal_heads.predict import predict_run
 from talkit.wtal_heads.train import ResumableBatchSampler, train
 

@@ -10,11 +10,11 @@ snippet.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from cachetools import LRUCache
 
 from talkit.errors import InputError, StoreError
 
@@ -205,9 +205,11 @@ class StoreReader(FeatureReader):
         store = _open_store(source.url, source.version)
         self._sets = [store.feature_set(*split_feature_set(k)) for k in source.feature_sets]
         self._ts: dict[str, np.ndarray] = {}
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_bytes = 0
         self._budget = int(source.cache_mb * 2**20)
+        # Decoded videos, least recently read dropped past the budget (in bytes).
+        self._cache: LRUCache[str, np.ndarray] = LRUCache(
+            maxsize=max(self._budget, 1), getsizeof=lambda a: a.nbytes
+        )
 
     def _video(self, i: int, video_id: str) -> Any:
         return self._sets[i].video(video_id)
@@ -255,17 +257,11 @@ class StoreReader(FeatureReader):
     def read(self, video_id: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         if self._budget <= 0:
             return self._read_store(video_id, start, stop)
-        whole = self._cache.get(video_id)
+        whole = self._cache.get(video_id)  # a hit becomes the most recently used
         if whole is None:
             whole = self._read_store(video_id, None, None)
-            if whole.nbytes <= self._budget:
+            if whole.nbytes <= self._budget:  # one video larger than the budget is not kept
                 self._cache[video_id] = whole
-                self._cache_bytes += whole.nbytes
-                while self._cache_bytes > self._budget:
-                    _, old = self._cache.popitem(last=False)
-                    self._cache_bytes -= old.nbytes
-        else:
-            self._cache.move_to_end(video_id)
         return whole[start:stop]
 
 

@@ -51,14 +51,18 @@ class BackgroundSuppressionNet(WTALHead):
         w = self.attention(x, mask)  # (B, T)
         if mask is not None:
             w = w * mask.to(w.dtype)
-        cas_base = self.cas(x, mask)
-        cas_supp = self.cas(w[..., None] * x, mask)
+        # Both branches share the CAS module's weights: one call computes both, sharing
+        # the first layer's work (see talkit.wtal_heads.parts).
+        cas_base, cas_supp = self.cas.forward_pair(x, w, mask)
+        both_mask = None if mask is None else torch.cat([mask, mask])
+        scores = torch.softmax(self.scorer(torch.cat([cas_base, cas_supp]), both_mask), dim=-1)
+        b = x.shape[0]
         return {
             "attention": w,
             "cas_base": cas_base,
             "cas_supp": cas_supp,
-            "score_base": torch.softmax(self.scorer(cas_base, mask), dim=-1),
-            "score_supp": torch.softmax(self.scorer(cas_supp, mask), dim=-1),
+            "score_base": scores[:b],
+            "score_supp": scores[b:],
         }
 
     def loss(self, out: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, dict[str, float]]:

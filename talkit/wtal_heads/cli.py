@@ -203,7 +203,7 @@ def _print_table(console: Console, result: EvalResult, report: dict[str, Any]) -
 def _write_plots(
     result: EvalResult, dataset: Any, detections: Any, out_dir: Path, n_videos: int
 ) -> int:
-    from talkit.wtal_heads.plots import (
+    from talkit.wtal_heads.evaluation.plots import (
         plot_map_by_threshold,
         plot_pr_curves,
         plot_video_timeline,
@@ -291,8 +291,8 @@ def register(app: typer.Typer) -> None:
         """Detection mAP of DETECTIONS.json against a ground truth, ActivityNet semantics."""
         from talkit import __version__
         from talkit.datasets import load_ambiguous, load_annotations
-        from talkit.wtal_heads.detections import read_detections
         from talkit.wtal_heads.evaluation import THRESHOLD_PRESETS, evaluate
+        from talkit.wtal_heads.evaluation.detections import read_detections
 
         err = Console(stderr=True)
         dets = read_detections(detections_file)

@@ -93,6 +93,11 @@ class EvalConfig(_Strict):
     predict_split: str | None = Field("test", description="split to predict after training")
     exclude_videos: list[str] = Field(default_factory=list)
     ensemble_nms: float = Field(0.5, gt=0, le=1, description="tIoU of the NMS merging members")
+    ensemble_mode: Literal["merge", "average"] = Field(
+        "merge",
+        description="merge: pool the members' detections, then NMS; average: average their "
+        "class scores and CAS, then post-process once",
+    )
 
 
 class RunConfig(_Strict):

@@ -8,6 +8,7 @@ the post-processing only use these, so D2-Net or DGAM can join by registering a 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ class Inference:
 class WTALHead(nn.Module):
     """Base class: a head for weakly-supervised temporal action localization.
 
-    ``postprocess`` names the detection preset (``talkit.wtal_heads.postprocess``) the
+    ``postprocess`` names the detection preset (``talkit.wtal_heads.evaluation.postprocess_presets``) the
     method's authors used on this head's CAS.
     """
 
@@ -76,6 +77,8 @@ def register_head(name: str) -> Callable[[HeadBuilder], HeadBuilder]:
     """Decorator: make a builder ``f(*, in_dim, num_classes, **params)`` available by name."""
 
     def deco(fn: HeadBuilder) -> HeadBuilder:
+        if name in _HEADS and _HEADS[name] is not fn:
+            raise ValueError(f"head {name!r} is registered twice")
         _HEADS[name] = fn
         return fn
 
@@ -94,13 +97,20 @@ def build_head(name: str, *, in_dim: int, num_classes: int, params: dict[str, An
         raise ConfigError(
             f"unknown head {name!r}", hint=f"model.head must be one of {', '.join(sorted(_HEADS))}"
         )
+    builder = _HEADS[name]
+    signature = inspect.signature(builder)
     try:
-        return _HEADS[name](in_dim=in_dim, num_classes=num_classes, **params)
-    except (TypeError, ValueError) as exc:
+        signature.bind(in_dim=in_dim, num_classes=num_classes, **params)
+    except TypeError as exc:
+        accepted = [p for p in signature.parameters if p not in ("in_dim", "num_classes")]
         raise ConfigError(
             f"model.params do not fit head {name!r}: {exc}",
-            hint="see the builder's keyword arguments in talkit/wtal_heads/" + name + ".py",
+            hint=f"its keyword arguments are: {', '.join(accepted)}",
         ) from exc
+    try:
+        return builder(in_dim=in_dim, num_classes=num_classes, **params)
+    except ValueError as exc:  # builders refuse bad values with ValueError
+        raise ConfigError(f"model.params of head {name!r}: {exc}") from exc
 
 
 def _import_builtin_heads() -> None:

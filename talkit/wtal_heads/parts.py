@@ -13,6 +13,14 @@ builder style). The parts::
 BaSNet's filter module is an AttentionModule with one 1×1 conv branch; its CAS module is a
 CASModule with one k3 conv branch. LGBM-Net swaps both encoders for conv ∥ LSTM (or a
 non-local block, or global pooling), which is all that "local-global" means in its report.
+
+Both methods run the CAS module on x and on w ⊙ x with the same weights.
+``CASModule.forward_pair(x, w)`` computes both at once and does less work than two calls:
+a branch's first layer is linear in its input, so ``W (w_t x_t) = w_t (W x_t)`` is
+computed once for both. The conv branch computes its k taps ``W_j x`` with one matrix
+product and sums them shifted, weighted by w for the suppressed branch; the LSTM branch
+computes its input projection once (on CPU, with :mod:`talkit.wtal_heads.lstm`). The rest
+runs as one batch of 2B. The result is the same function as two calls (tested to 1e-5).
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from talkit.wtal_heads.lstm import input_projection, run_lstm
 
 Branch = Literal["conv", "lstm", "nonlocal", "pool"]
 GLOBAL_BRANCHES: tuple[str, ...] = ("lstm", "nonlocal", "pool")
@@ -29,6 +40,25 @@ GLOBAL_BRANCHES: tuple[str, ...] = ("lstm", "nonlocal", "pool")
 
 def _conv(in_dim: int, out_dim: int, kernel: int, *, bias: bool = True) -> nn.Conv1d:
     return nn.Conv1d(in_dim, out_dim, kernel_size=kernel, padding=kernel // 2, bias=bias)
+
+
+def temporal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """``conv`` (odd kernel, same padding) applied to time-major ``x`` (B, T, D) -> (B, T, H).
+
+    The same function as ``conv(x.transpose(1, 2)).transpose(1, 2)``, computed as one
+    matrix product over the k shifted copies of x (im2col): on CPU that is about a third
+    faster than the conv kernel for these shapes, and needs no transposes.
+    """
+    k = conv.kernel_size[0]
+    b, t, d = x.shape
+    if k == 1:
+        out = x @ conv.weight[:, :, 0].t()
+    else:
+        pad = k // 2
+        cols = F.pad(x, (0, 0, pad, pad)).unfold(1, k, 1)  # (B, T, D, k)
+        out = cols.reshape(b * t, d * k) @ conv.weight.reshape(conv.out_channels, d * k).t()
+        out = out.view(b, t, -1)
+    return out if conv.bias is None else out + conv.bias
 
 
 class ConvBranch(nn.Module):
@@ -42,7 +72,30 @@ class ConvBranch(nn.Module):
         self.act = nn.LeakyReLU()
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return self.act(self.conv(x.transpose(1, 2))).transpose(1, 2)
+        return self.act(temporal_conv(x, self.conv))
+
+    def forward_pair(
+        self, x: Tensor, w: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` and ``forward(w ⊙ x)`` from one product: the taps ``W_j x``."""
+        weight, bias = self.conv.weight, self.conv.bias  # (H, D, k), (H,)
+        hidden, dim, k = weight.shape
+        pad = k // 2
+        b, t, _ = x.shape
+        taps = (x.reshape(b * t, dim) @ weight.permute(1, 2, 0).reshape(dim, k * hidden)).view(
+            b, t, k, hidden
+        )
+        scaled = taps * w[..., None, None]
+        base = bias.expand(b, t, hidden)
+        supp = base
+        for j in range(k):  # out_t = bias + Σ_j W_j x_{t+j-pad}
+            lo, hi = max(0, pad - j), min(t, t + pad - j)  # outputs this tap reaches
+            if lo >= hi:
+                continue
+            src = slice(lo + j - pad, hi + j - pad)
+            base = base + F.pad(taps[:, src, j], (0, 0, lo, t - hi))
+            supp = supp + F.pad(scaled[:, src, j], (0, 0, lo, t - hi))
+        return self.act(base), self.act(supp)
 
 
 class LSTMBranch(nn.Module):
@@ -60,7 +113,26 @@ class LSTMBranch(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if mask is None or bool(mask.all()):
+            if x.device.type == "cpu":
+                proj, bias = input_projection(self.lstm, x)
+                return run_lstm(self.lstm, proj + bias)
             return self.lstm(x)[0]
+        return self._packed(x, mask)
+
+    def forward_pair(
+        self, x: Tensor, w: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` and ``forward(w ⊙ x)``; on CPU the input projection is shared."""
+        b = x.shape[0]
+        if x.device.type == "cpu" and (mask is None or bool(mask.all())):
+            proj, bias = input_projection(self.lstm, x)
+            out = run_lstm(self.lstm, torch.cat([proj + bias, w[..., None] * proj + bias]))
+        else:
+            both_mask = None if mask is None else torch.cat([mask, mask])
+            out = self.forward(torch.cat([x, w[..., None] * x]), both_mask)
+        return out[:b], out[b:]
+
+    def _packed(self, x: Tensor, mask: Tensor) -> Tensor:
         lengths = mask.sum(1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(
             x, lengths, batch_first=True, enforce_sorted=False
@@ -157,6 +229,25 @@ class TemporalEncoder(nn.Module):
         outs = [branch(x, mask) for branch in self.branches]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
+    def forward_pair(
+        self, x: Tensor, w: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` and ``forward(w ⊙ x)``, sharing what each branch can share."""
+        b = x.shape[0]
+        base, supp = [], []
+        for branch in self.branches:
+            if hasattr(branch, "forward_pair"):
+                ob, os_ = branch.forward_pair(x, w, mask)
+            else:
+                both_mask = None if mask is None else torch.cat([mask, mask])
+                out = branch(torch.cat([x, w[..., None] * x]), both_mask)
+                ob, os_ = out[:b], out[b:]
+            base.append(ob)
+            supp.append(os_)
+        if len(base) == 1:
+            return base[0], supp[0]
+        return torch.cat(base, dim=-1), torch.cat(supp, dim=-1)
+
 
 class AttentionModule(nn.Module):
     """Foreground weight per snippet in [0, 1]: encoder, merge convs, sigmoid.
@@ -188,8 +279,10 @@ class AttentionModule(nn.Module):
         self.head = nn.Sequential(*layers)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        h = self.encoder(x, mask).transpose(1, 2)
-        return torch.sigmoid(self.head(h)).squeeze(1)
+        h = self.encoder(x, mask)
+        for layer in self.head:
+            h = temporal_conv(h, layer) if isinstance(layer, nn.Conv1d) else layer(h)
+        return torch.sigmoid(h).squeeze(-1)
 
 
 class CASModule(nn.Module):
@@ -220,9 +313,21 @@ class CASModule(nn.Module):
         self.classifier = _conv(hidden_dim, num_classes + 1, 1, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        h = self.encoder(x, mask).transpose(1, 2)
-        h = self.dropout(self.act(self.merge(h)))
-        return self.classifier(h).transpose(1, 2)
+        return self._head(self.encoder(x, mask))
+
+    def forward_pair(
+        self, x: Tensor, w: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(forward(x), forward(w ⊙ x))`` for ``w`` (B, T), doing the shared work once;
+        past the encoder both run as one batch of 2B, so dropout draws an independent mask
+        for each branch, as the authors' two separate calls do."""
+        base, supp = self.encoder.forward_pair(x, w, mask)
+        out = self._head(torch.cat([base, supp]))
+        return out[: x.shape[0]], out[x.shape[0] :]
+
+    def _head(self, h: Tensor) -> Tensor:
+        h = self.dropout(self.act(temporal_conv(h, self.merge)))
+        return temporal_conv(h, self.classifier)
 
 
 class MILScorer(nn.Module):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from talkit.wtal_heads.config import RunConfig
-    from talkit.wtal_heads.evaluation import EvalResult
+    from talkit.wtal_heads.evaluation.mean_ap import EvalResult
     from talkit.wtal_heads.rundir import RunDir
 
 
@@ -40,7 +40,7 @@ def plot_run(rundir: RunDir, config: RunConfig, split: str, result: EvalResult) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from talkit.wtal_heads.predict import selection_metric
+    from talkit.wtal_heads.inference import selection_metric
 
     key = selection_metric(config)
     rundir.plots.mkdir(parents=True, exist_ok=True)

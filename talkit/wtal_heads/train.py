@@ -40,8 +40,10 @@ from talkit.errors import CheckpointError, ConfigError, InputError, WorkFailedEr
 from talkit.locations import absolute_location
 from talkit.wtal_heads.config import OptimConfig, RunConfig
 from talkit.wtal_heads.data import PreparedData, check_dims, prepare_data, store_source
+from talkit.wtal_heads.device import resolve_device
 from talkit.wtal_heads.head import WTALHead, build_head
-from talkit.wtal_heads.predict import evaluate_model, predict_prepared, selection_metric
+from talkit.wtal_heads.inference import evaluate_model, selection_metric
+from talkit.wtal_heads.report import predict_prepared
 from talkit.wtal_heads.rundir import RunDir, config_digest
 from talkit.wtal_heads.train_progress import TrainProgress
 
@@ -82,19 +84,6 @@ class ResumableBatchSampler:
         while True:
             yield self.batch(it)
             it += 1
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is a config error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}", hint="use cpu, cuda, cuda:N or auto") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but CUDA is not available", hint="use cpu")
-    return device
 
 
 def build_optimizer(params: Any, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -3,6 +3,7 @@
     talkit train --config configs/train/lgbm_thumos14.yaml --store feats.store \\
         --annotations gt.json --out runs/lgbm [--iterations 300] [--set model.params.cas_dim=512]
     talkit predict --run runs/lgbm --split test
+    talkit ensemble runs/lgbm_csn runs/lgbm_slowfast --out runs/ens [--mode merge|average]
 """
 
 from __future__ import annotations
@@ -223,3 +224,73 @@ def register(app: typer.Typer) -> None:
         Console().print(
             f"detections: {escape(str(run / f'detections_{split}.json'))}", highlight=False
         )
+
+    @app.command("ensemble")
+    def ensemble_cmd(
+        runs: list[Path] = typer.Argument(
+            ..., metavar="RUN_DIR...", help="Run directories written by `talkit train`."
+        ),
+        out: Path = typer.Option(..., "--out", help="Directory for detections and the table."),
+        mode: str = typer.Option(
+            "merge",
+            "--mode",
+            help="merge: pool the members' detections, then NMS; average: average their "
+            "class scores and CAS, then post-process once.",
+        ),
+        nms_iou: float = typer.Option(0.5, "--nms", help="tIoU of the NMS after merging."),
+        split: str = typer.Option("test", "--split", help="test, val or train."),
+        store: str | None = typer.Option(None, "--store", help="Store (default: each run's)."),
+        annotations: Path | None = typer.Option(
+            None, "--annotations", help="Annotation file (default: the first run's)."
+        ),
+        checkpoint: str = typer.Option("best", "--checkpoint", help="best or last."),
+        device: str = typer.Option("auto", "--device"),
+    ) -> None:
+        """Combine trained runs (one model per feature set): each member's mAP and the ensemble's."""
+        from talkit.wtal_heads.ensemble import ensemble_runs
+
+        report = ensemble_runs(
+            list(runs),
+            out=out,
+            split=split,
+            mode=mode,
+            nms_iou=nms_iou,
+            store=store,
+            annotations=annotations,
+            checkpoint=checkpoint,
+            device=device,
+        )
+        print_ensemble(report, Console())
+        Console().print(
+            f"detections: {escape(str(out / f'detections_{split}.json'))}; table: "
+            f"{escape(str(out / f'report_{split}.md'))}",
+            highlight=False,
+        )
+
+
+def print_ensemble(report: dict[str, Any], console: Console) -> None:
+    """Each member's and the ensemble's mAP (%) per threshold, and the averages."""
+    ens = report["ensemble"]
+    thresholds = list(ens["mAP"])
+    averages = list(ens["average_mAP"])
+    table = Table(
+        title=f"{escape(report['split'])} split, {report['videos']} videos: mAP (%), "
+        f"ensemble by {report['mode']}",
+        box=None,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+    )
+    table.add_column("model", no_wrap=True)
+    for t in thresholds:
+        table.add_column(t, justify="right", no_wrap=True)
+    for a in averages:
+        table.add_column(f"avg {a}", justify="right", no_wrap=True)
+    rows = [(escape(n), m) for n, m in report["members"].items()]
+    rows.append(("[bold]ensemble[/]", ens))
+    for name, r in rows:
+        table.add_row(
+            name,
+            *[f"{100 * r['mAP'][t]:.2f}" for t in thresholds],
+            *[f"{100 * r['average_mAP'].get(a, 0.0):.2f}" for a in averages],
+        )
+    console.print(table)

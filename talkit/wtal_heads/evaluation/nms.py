@@ -5,17 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from talkit.errors import InputError
-
-
-def pairwise_tiou(segment: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """tIoU of one [start, end] with each row of ``others``; 0/0 counts as 0."""
-    inter = np.clip(
-        np.minimum(segment[1], others[:, 1]) - np.maximum(segment[0], others[:, 0]), 0, None
-    )
-    union = (segment[1] - segment[0]) + (others[:, 1] - others[:, 0]) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = inter / union
-    return np.where(np.isfinite(t), t, 0.0)
+from talkit.wtal_heads.evaluation.tiou import segment_tiou
 
 
 def nms(
@@ -26,6 +16,7 @@ def nms(
     kind: str = "hard",
     sigma: float = 0.5,
     min_score: float = 1e-3,
+    length_offset: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices kept (best first) and their scores.
 
@@ -34,6 +25,9 @@ def nms(
     - ``soft`` (Gaussian soft-NMS): after keeping the best, multiply the others' scores by
       ``exp(-tIoU² / sigma)``; segments that fall under ``min_score`` are dropped.
     - ``linear`` (linear soft-NMS): multiply by ``1 - tIoU`` where tIoU >= ``iou``.
+
+    ``length_offset`` is added to every length and intersection in the tIoU
+    (:func:`~talkit.wtal_heads.evaluation.tiou.pair_tiou`); BaSNet's NMS uses 1.
     """
     segs = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
     sc = np.asarray(scores, dtype=np.float64).ravel().copy()
@@ -47,7 +41,7 @@ def nms(
             if not alive[i]:
                 continue
             keep.append(int(i))
-            alive &= pairwise_tiou(segs[i], segs) < iou
+            alive &= segment_tiou(segs[i], segs, length_offset=length_offset) < iou
         idx = np.asarray(keep, dtype=np.int64)
         return idx, sc[idx]
     if kind not in ("soft", "linear"):
@@ -63,7 +57,7 @@ def nms(
         remaining = np.delete(remaining, best)
         if not len(remaining):
             break
-        t = pairwise_tiou(segs[i], segs[remaining])
+        t = segment_tiou(segs[i], segs[remaining], length_offset=length_offset)
         if kind == "soft":
             sc[remaining] *= np.exp(-(t**2) / sigma)
         else:

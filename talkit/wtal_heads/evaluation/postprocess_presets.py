@@ -1,17 +1,35 @@
 """Each method's published inference recipe as a named :class:`PostprocessConfig`.
 
-Constants come from the authors' code as summarised in shared/reference/methods.md:
+Constants and steps come from the authors' code as summarised in
+shared/reference/methods.md and read in Pilhyeon/BaSNet-pytorch (test.py, utils.py,
+config.py):
 
-- ``basnet``: classes with suppressed-branch score >= 0.25; min-max CAS, ×24; runs at
-  0.0, 0.025, …, 0.225 (active: >= t and > 0); score = inner − outer (0.25·len windows,
-  pooled, on the thresholded CAS) + 0.2·class score; NMS 0.7.
-- ``lgbm``: BaSNet's recipe with the watershed on the suppressed-branch CAS in place of
-  the threshold sweep (the sweep values become the watershed's flooding levels; the
-  peak prominence of 0.1 is ours, the report gives none).
+- ``basnet``, step by step as BaSNet's ``test.py``:
+
+  1. classes whose suppressed-branch softmax score is >= 0.25;
+  2. the CAS min-max normalised over time with the min and the max clamped at 0
+     (``utils.minmax_norm``);
+  3. ×24 by linear interpolation at positions k/24, extrapolated past the last snippet
+     (``utils.upgrade_resolution``);
+  4. at each threshold of ``np.arange(0, 0.25, 0.025)``, samples ``>= t`` and ``> 0`` are
+     active, the rest of the CAS is zeroed, and each run of active samples is a proposal;
+  5. score = mean inside − mean of the outer samples (left window ceil(len/4), right
+     floor(len/4), clipped at the ends), on the zeroed CAS, + 0.2 (the class score is
+     binarised before it is added, so every selected class adds 0.2);
+  6. per class, NMS at tIoU 0.7 with lengths counted as ``end − start + 1`` seconds.
+
+  Deliberate departures (docs/evaluation.md measures them): a video whose only selected
+  class has index 0 still gets proposals (``pred.any()`` in the reference skips it); a
+  selected class without any active sample gets none (the reference code raises
+  IndexError); equal scores enter NMS in input order.
+- ``lgbm``: ``basnet`` with the watershed on the suppressed-branch CAS in place of the
+  connected runs (the report's one change at inference). Not in the report, so talkit's
+  choices: the sweep values become the watershed's flooding levels, and a peak must rise
+  0.1 above its saddle (prominence) to seed its own basin.
 - ``dgam``: classes with p > 0.1, else the arg-max; ×20; threshold
   0.8·wtCAS + 0.2·λ² > 0.03 (RGB) / 0.08 (flow) via ``stream=``; score =
   inner − 0.3·(left + right) with len//4 + 1 windows on the fused CAS; merge the streams
-  with :func:`~talkit.wtal_heads.postprocess.merge_detections` (NMS 0.5).
+  with :func:`~talkit.wtal_heads.evaluation.postprocess.merge_detections` (NMS 0.5).
 - ``dgam_activitynet``: DGAM with a Gaussian (σ = 25 samples) before a 0.01 threshold.
 - ``d2net``: classes scoring > max/2 (and > 0); CAS × bottom-up attention given by the
   caller; runs at > 0.025 … 0.475 of at least 2 snippets; score = inner − mean of the two
@@ -26,9 +44,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from talkit.errors import ConfigError
-from talkit.wtal_heads.postprocess_config import PostprocessConfig
+from talkit.wtal_heads.evaluation.postprocess_config import PostprocessConfig
 
-_BASNET_THRESHOLDS = tuple(round(0.025 * k, 3) for k in range(10))  # 0.0 .. 0.225
+# The values np.arange(0.0, 0.25, 0.025) gives (0.07500000000000001, ...), as BaSNet's
+# config.py builds them, so a sample equal to a rounded threshold is classed alike.
+_BASNET_THRESHOLDS = tuple(0.025 * k for k in range(10))
 
 PRESETS: dict[str, PostprocessConfig] = {
     "basnet": PostprocessConfig(
@@ -38,16 +58,21 @@ PRESETS: dict[str, PostprocessConfig] = {
         class_value=0.25,
         class_inclusive=True,
         normalize=True,
+        normalize_clamp=True,
         upsample=24,
+        upsample_mode="linear_start",
         thresholds=_BASNET_THRESHOLDS,
         threshold_inclusive=True,
         require_positive=True,
         outer_ratio=0.25,
+        outer_left_ceil=True,
         outer_mode="pooled",
         class_score_weight=0.2,
+        class_score_binary=True,
         score_on_thresholded=True,
         nms="hard",
         nms_iou=0.7,
+        nms_length_offset=1.0,
     ),
     "dgam": PostprocessConfig(
         name="dgam",
@@ -91,6 +116,8 @@ PRESETS["lgbm"] = PRESETS["basnet"].model_copy(
         "name": "lgbm",
         "description": "LGBM-Net (Wang et al., HACS 2021 report): BaSNet recipe with the watershed",
         "generator": "watershed",
+        # talkit's choice (the report gives none): how far a peak must rise above its
+        # saddle to seed its own basin.
         "watershed_min_dynamic": 0.1,
     }
 )

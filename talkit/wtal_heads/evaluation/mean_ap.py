@@ -22,7 +22,7 @@ Documented choices where the reference is ambiguous:
 - A tIoU of 0/0 (two zero-length segments) counts as 0.
 
 The matching itself (vectorised: all (class, video) groups advance together, all
-thresholds at once) lives in :mod:`talkit.wtal_heads.matching`.
+thresholds at once) lives in :mod:`talkit.wtal_heads.evaluation.matching`.
 """
 
 from __future__ import annotations
@@ -37,15 +37,15 @@ import numpy as np
 
 from talkit.datasets.model import Dataset
 from talkit.errors import InputError
-from talkit.wtal_heads.detections import DetectionSet
-from talkit.wtal_heads.matching import (
+from talkit.wtal_heads.evaluation.detections import DetectionSet
+from talkit.wtal_heads.evaluation.matching import (
     average_precision,
     class_aps,
     interpolated_ap,
     match_predictions,
-    segment_tiou,
     stable_int_argsort,
 )
+from talkit.wtal_heads.evaluation.tiou import segment_tiou
 
 __all__ = [
     "THRESHOLD_PRESETS",

@@ -5,7 +5,7 @@ advance together: round ``r`` handles the ``r``-th contending prediction of ever
 at once, for all thresholds at once. Only predictions with some GT at tIoU >= the
 smallest threshold contend, so the number of rounds is the largest number of contending
 predictions in one group, not the number of predictions. See
-:mod:`talkit.wtal_heads.evaluation` for the semantics and the tie rule.
+:mod:`talkit.wtal_heads.evaluation.mean_ap` for the semantics and the tie rule.
 """
 
 from __future__ import annotations
@@ -16,26 +16,7 @@ from typing import Any
 import numpy as np
 
 from talkit.errors import InputError
-
-
-def segment_tiou(segment: Sequence[float], candidates: np.ndarray) -> np.ndarray:
-    """tIoU of one ``[start, end]`` with each row of ``candidates`` (K, 2), in seconds."""
-    cand = np.asarray(candidates, dtype=np.float64).reshape(-1, 2)
-    return _pair_tiou(
-        np.full(len(cand), float(segment[0])),
-        np.full(len(cand), float(segment[1])),
-        cand[:, 0],
-        cand[:, 1],
-    )
-
-
-def _pair_tiou(s1: np.ndarray, e1: np.ndarray, s2: np.ndarray, e2: np.ndarray) -> np.ndarray:
-    inter = np.clip(np.minimum(e1, e2) - np.maximum(s1, s2), 0.0, None)
-    union = (e2 - s2) + (e1 - s1) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tiou = inter / union
-    tiou[~np.isfinite(tiou)] = 0.0
-    return tiou
+from talkit.wtal_heads.evaluation.tiou import pair_tiou
 
 
 def interpolated_ap(precision: np.ndarray, recall: np.ndarray) -> float:
@@ -141,7 +122,7 @@ def match_predictions(
 
     # Pairs in rank order of their prediction; keep those reaching the lowest threshold.
     pair_pred, pair_gt = _overlapping_pairs(pred_group, ps, order, gt_group, gs)
-    tiou = _pair_tiou(ps[pair_pred, 0], ps[pair_pred, 1], gs[pair_gt, 0], gs[pair_gt, 1])
+    tiou = pair_tiou(ps[pair_pred, 0], ps[pair_pred, 1], gs[pair_gt, 0], gs[pair_gt, 1])
     keep = tiou >= thr.min()
     pair_pred, pair_gt, tiou = pair_pred[keep], pair_gt[keep], tiou[keep]
     if len(pair_pred) == 0:

@@ -69,11 +69,13 @@ def contrast_scores(
     minimum: int = 0,
     mode: str = "pooled",
     weight: float = 1.0,
+    left_ceil: bool = False,
 ) -> np.ndarray:
     """Outer-inner contrast of each run: mean inside minus ``weight`` × the outer term.
 
     Each side's window has ``max(minimum, floor(ratio·len) + extra)`` samples, clipped at
-    the ends of the signal. The outer term is
+    the ends of the signal; with ``left_ceil`` the left one rounds up instead (BaSNet's
+    code truncates ``start − ratio·len``, which rounds the window up). The outer term is
 
     - ``pooled`` (BaSNet): the mean over both windows' samples together;
     - ``mean_of_sides`` (D2-Net): the mean of the non-empty sides' means;
@@ -91,7 +93,10 @@ def contrast_scores(
         raise InputError("proposal runs must have positive length")
     inner = (prefix[e] - prefix[s]) / length
     w = np.maximum(minimum, np.floor(ratio * length + 1e-9).astype(np.int64) + extra)
-    ls, re = np.maximum(0, s - w), np.minimum(n, e + w)
+    wl = w
+    if left_ceil:
+        wl = np.maximum(minimum, np.ceil(ratio * length - 1e-9).astype(np.int64) + extra)
+    ls, re = np.maximum(0, s - wl), np.minimum(n, e + w)
     nl, nr = s - ls, re - e
     sum_l, sum_r = prefix[s] - prefix[ls], prefix[re] - prefix[e]
     with np.errstate(invalid="ignore", divide="ignore"):
