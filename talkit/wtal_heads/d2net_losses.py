@@ -19,8 +19,6 @@ on a few numbers:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -30,17 +28,21 @@ SINGULAR_EPS = 1e-5  # L_DV ignores singular values at or below this
 MATRIX_FLOOR = 1e-10  # L_DS clamps the 2x2 joint matrix at this before the SVD
 
 
+def valid_mask(lengths: Tensor, t: int) -> Tensor:
+    """(B, T) True on each video's first ``lengths[i]`` rows."""
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+
+
 def topk_scores(cas: Tensor, lengths: Tensor, ratio: int) -> Tensor:
     """(B, C) video scores: the mean of the top ``ceil(L_i / ratio)`` CAS values per class.
 
     ``lengths`` (B,) are the valid snippet counts; padded rows never enter the top-k.
     """
-    out = []
-    for i in range(cas.shape[0]):
-        n = int(lengths[i])
-        k = max(1, math.ceil(n / ratio))
-        out.append(torch.topk(cas[i, :n], k, dim=0).values.mean(0))
-    return torch.stack(out)
+    valid = valid_mask(lengths, cas.shape[1])[..., None]
+    ranked = cas.masked_fill(~valid, float("-inf")).sort(dim=1, descending=True).values
+    k = torch.clamp(torch.ceil(lengths.to(cas.dtype) / ratio), min=1)
+    take = torch.arange(cas.shape[1], device=cas.device)[None, :, None] < k[:, None, None]
+    return torch.where(take, ranked, torch.zeros_like(ranked)).sum(1) / k[:, None]
 
 
 def attention_embeddings(
@@ -52,31 +54,22 @@ def attention_embeddings(
     0 has no fg (or bg) embedding (its row is zeros and its flag False). The last output
     (B, E) is the embedding at arg-max of 1 − max_c CAS (the μ update reads it, detached).
     """
-    fgs, bgs, has_fg, has_bg, most_bg = [], [], [], [], []
-    for i in range(cas.shape[0]):
-        n = int(lengths[i])
-        a = cas[i, :n].max(dim=1).values
-        e = emb[i, :n]
-        a_fg = torch.where(a < fg_threshold, torch.zeros_like(a), a)
-        b = 1 - a
-        a_bg = torch.where(b < bg_threshold, torch.zeros_like(b), b)
-        most_bg.append(e[int(torch.argmax(b.detach()))].detach())
-        for att, acc, flags in ((a_fg, fgs, has_fg), (a_bg, bgs, has_bg)):
-            total = att.sum()
-            if float(total.detach()) > 0:
-                acc.append((e * att[:, None]).sum(0) / total)
-                flags.append(True)
-            else:
-                acc.append(e.new_zeros(e.shape[1]))
-                flags.append(False)
-    dev = cas.device
-    return (
-        torch.stack(fgs),
-        torch.stack(bgs),
-        torch.tensor(has_fg, dtype=torch.bool, device=dev),
-        torch.tensor(has_bg, dtype=torch.bool, device=dev),
-        torch.stack(most_bg),
-    )
+    valid = valid_mask(lengths, cas.shape[1])
+    a = cas.max(dim=2).values
+    b = 1 - a
+    zero = torch.zeros_like(a)
+    a_fg = torch.where((a < fg_threshold) | ~valid, zero, a)
+    a_bg = torch.where((b < bg_threshold) | ~valid, zero, b)
+    out = []
+    for att in (a_fg, a_bg):
+        total = att.sum(1)
+        has = total > 0
+        pooled = torch.einsum("bt,bte->be", att, emb) / torch.where(has, total, 1.0)[:, None]
+        out.append((pooled, has))
+    idx = b.detach().masked_fill(~valid, float("-inf")).argmax(dim=1)
+    most_bg = emb.detach()[torch.arange(emb.shape[0], device=emb.device), idx]
+    (fg, has_fg), (bg, has_bg) = out
+    return fg, bg, has_fg, has_bg, most_bg
 
 
 def pair_weights(
@@ -184,26 +177,24 @@ def intra_video_loss(
     """
     if not bool(prototype.abs().sum() > 0):
         return cas.new_zeros(())
-    mu = prototype.detach()
-    total, count = cas.new_zeros(()), 0
-    for i in range(cas.shape[0]):
-        n = int(lengths[i])
-        b = bottom_up_attention(emb[i, :n], mu)
-        fg, bg = b > 0.5, b < bg_threshold
-        if not bool(fg.any()) or not bool(bg.any()):
-            continue
-        pos = labels[i] > 0
-        s_fg = cas[i, :n][fg][:, pos].max(dim=1).values
-        s_bg = cas[i, :n][bg].max(dim=1).values
-        m = torch.stack(
-            [
-                torch.stack([s_fg.mean(), (1 - s_fg).mean()]),
-                torch.stack([s_bg.mean(), (1 - s_bg).mean()]),
-            ]
-        ).clamp(min=MATRIX_FLOOR)
-        total = total + singular_ratio(m)
-        count += 1
-    loss = total / max(1, count)
+    valid = valid_mask(lengths, cas.shape[1])
+    b = bottom_up_attention(emb, prototype.detach())  # (B, T)
+    fg = ((b > 0.5) & valid).to(cas.dtype)
+    bg = ((b < bg_threshold) & valid).to(cas.dtype)
+    n_fg, n_bg = fg.sum(1), bg.sum(1)
+    both = (n_fg > 0) & (n_bg > 0)
+    if not bool(both.any()):
+        return cas.new_zeros(())
+    s_fg = cas.masked_fill(labels[:, None, :] <= 0, float("-inf")).max(dim=2).values
+    s_fg = torch.where(fg > 0, s_fg, torch.zeros_like(s_fg))  # no -inf off the group
+    s_bg = cas.max(dim=2).values
+    mean_fg = (s_fg * fg).sum(1) / n_fg.clamp(min=1)
+    mean_bg = (s_bg * bg).sum(1) / n_bg.clamp(min=1)
+    m = torch.stack(
+        [torch.stack([mean_fg, 1 - mean_fg], 1), torch.stack([mean_bg, 1 - mean_bg], 1)], 1
+    )[both].clamp(min=MATRIX_FLOOR)  # (N, 2, 2)
+    s = torch.linalg.svdvals(m)
+    loss = torch.log(s.max(dim=1).values / s.min(dim=1).values).mean()
     return loss if bool(torch.isfinite(loss)) else loss.new_zeros(())
 
 
