@@ -1,7 +1,7 @@
 """Benchmark: s/iter of BaSNet, LGBM-Net and D2-Net at the paper's width, batch and T.
 
 For each head (the ``{head}_thumos14`` preset: width 2048, batch 16 (D2-Net 20), T = 750
-unless ``--num-segments`` says otherwise; D2-Net sampled uniformly to exactly T, where its
+unless ``--num-segments`` says otherwise; D2-Net sampled (stratified) to exactly T, where its
 preset crops at most T) it measures, in the same run:
 
 - loop: seconds per iteration of ``talkit.wtal_heads.train.train`` itself, reading a
@@ -63,8 +63,8 @@ def build_store(root: Path, videos: int) -> tuple[str, Path]:
 
 def config(head: str, num_segments: int, iterations: int) -> RunConfig:
     # D2-Net's preset crops at most T snippets (batches as long as their longest crop); the
-    # benchmark samples exactly T (uniform) so the loop's batches have the in-memory shape.
-    sampling = {"data.sampling": "uniform"} if head == "d2net" else {}
+    # benchmark samples exactly T (stratified) so the loop's batches have the in-memory shape.
+    sampling = {"data.sampling": "stratified"} if head == "d2net" else {}
     return load_config(
         f"{head}_thumos14",
         {

@@ -139,3 +139,18 @@ def test_a_step_whose_loss_is_not_finite_is_skipped_counted_and_logged(
     assert by_it[2]["skipped_steps"] == 0 and by_it[6]["skipped_steps"] == 1  # kept on resume
     assert all(isinstance(by_it[i]["loss"], float) for i in (1, 2, 4, 5, 6))
     assert any("iteration 3; step skipped (1 so far)" in n for n in skipping.notes)
+
+
+def test_an_interrupted_and_resumed_run_ends_with_the_same_weights_and_prototype(
+    small, tmp_path: Path
+) -> None:
+    url, gt = small
+    cfg = load_config("d2net_thumos14", {**TINY, "eval.predict_split": None})
+    train(cfg, store=url, annotations=gt, out=tmp_path / "straight", show_progress=False)
+    train(cfg, store=url, annotations=gt, out=tmp_path / "cut", show_progress=False, stop_after=4)
+    train(cfg, store=url, annotations=gt, out=tmp_path / "cut", show_progress=False, resume=True)
+    a = torch.load(tmp_path / "straight" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and int(a["step"]) == 6
+    for k in a:  # the denoising switch (step), μ and the random pairings all resume exactly
+        assert torch.equal(a[k], b[k]), k
