@@ -110,8 +110,11 @@ def test_timelines_follow_the_annotations_and_the_i3d_snippet_grid(
         for name, dim in (("rgb", 1024), ("flow", 1024)):
             x = feats[vid][name]
             assert x.shape == (t, dim) and x.dtype == np.float32
-            assert np.isfinite(x).all() and x.min() >= 0  # post-ReLU-like
-            assert 0.2 < (x == 0).mean() < 0.9
+            # Like I3D's average-pooled post-ReLU units: non-negative, a mean of a few
+            # tenths, right-skewed with spread about the mean, almost never exactly zero.
+            assert np.isfinite(x).all() and x.min() >= 0
+            assert 0.2 < x.mean() < 0.7 and 0.7 < x.std() / x.mean() < 2.0
+            assert (x == 0).mean() < 0.05 and np.percentile(x, 99) > 3 * x.mean()
             # Smooth over time: neighbouring snippets are far more alike than distant ones.
             near = np.linalg.norm(x[1:] - x[:-1], axis=1).mean()
             far = np.linalg.norm(x[: t // 2] - x[t - t // 2 :], axis=1).mean()

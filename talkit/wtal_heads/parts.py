@@ -319,7 +319,8 @@ class CASModule(nn.Module):
         self, x: Tensor, w: Tensor, mask: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """``(forward(x), forward(w ⊙ x))`` for ``w`` (B, T), doing the shared work once;
-        past the encoder both run as one batch (dropout draws one mask for the two)."""
+        past the encoder both run as one batch of 2B, so dropout draws an independent mask
+        for each branch, as the authors' two separate calls do."""
         base, supp = self.encoder.forward_pair(x, w, mask)
         out = self._head(torch.cat([base, supp]))
         return out[: x.shape[0]], out[x.shape[0] :]
