@@ -18,7 +18,17 @@ test videos (the in-memory loop gave the same numbers):
 
 So BaSNet is at 6.1x and LGBM-Net at 15.6x the largest trivial baseline (0.85). Seeds 1
 and 2 (in-memory, same settings) gave BaSNet 6.38 / 3.97 and LGBM-Net 12.85 / 9.01,
-against baselines of at most 0.86.
+against baselines of at most 0.86. Those numbers are for synthetic generator v1; with v2
+(average-pooled ReLU outputs) BaSNet seed 0 gave 7.57 against a whole-video baseline of
+0.84 (9.0x); LGBM-Net was not re-measured on v2.
+
+Without ``data.standardize`` (v2), as the presets and the authors' code train, BaSNet's
+foreground weights collapse to ~0 for the first ~200 iterations, as the authors' code does
+on raw non-negative features; at 600 iterations no validation video passes the class
+threshold yet (selected checkpoint: 0.00), at 1000 iterations seed 0 gave 3.95 against a
+whole-video baseline of 0.51 and 0.66 with ground-truth classes (6.0x). LGBM-Net on raw
+features was not measured (its narrowed LSTMs ran at 0.05 it/s on the loaded machine);
+it is tested with ``data.standardize`` only. See docs/training.md#measured.
 """
 
 from __future__ import annotations
@@ -50,8 +60,8 @@ def thumos_shaped(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> 
     return url, gt
 
 
-def _config(head: str) -> RunConfig:
-    overrides = {
+def _config(head: str, **more: object) -> RunConfig:
+    overrides: dict[str, object] = {
         "data.num_segments": 64,
         "data.eval_num_segments": 64,
         "data.standardize": True,
@@ -65,7 +75,7 @@ def _config(head: str) -> RunConfig:
         "optim.lr": 1e-3,
     }
     overrides["model.params.filter_dim" if head == "basnet" else "model.params.attention_dim"] = 16
-    return load_config(f"{head}_thumos14", overrides)
+    return load_config(f"{head}_thumos14", {**overrides, **more})
 
 
 def _oracle_whole_video(gt_path: Path) -> float:
@@ -84,19 +94,33 @@ def _oracle_whole_video(gt_path: Path) -> float:
     return evaluate(ds, DetectionSet.from_records(records), thresholds="thumos14").averages[AVERAGE]
 
 
-@pytest.mark.parametrize("head", ["basnet", "lgbm"])
-def test_each_head_beats_the_whole_video_baseline(thumos_shaped, tmp_path: Path, head: str) -> None:
-    url, gt = thumos_shaped
+def _train_and_compare(url: str, gt: Path, out: Path, config: RunConfig) -> None:
     torch.set_num_threads(2)
-    result = train(
-        _config(head), store=url, annotations=gt, out=tmp_path / head, show_progress=False
-    )
-    assert json.loads((tmp_path / head / "report_test.json").read_text()) == result.report
+    result = train(config, store=url, annotations=gt, out=out, show_progress=False)
+    assert json.loads((out / "report_test.json").read_text()) == result.report
     got = result.report["result"]["average_mAP"][AVERAGE] * 100
     base = result.report["baseline_whole_video"]["average_mAP"][AVERAGE] * 100
     oracle = _oracle_whole_video(gt) * 100
-    print(f"{head}: average mAP {AVERAGE} {got:.2f}; whole-video {base:.2f}; oracle {oracle:.2f}")
+    name = f"{config.model.head} seed {config.train.seed}"
+    print(f"{name}: average mAP {AVERAGE} {got:.2f}; whole-video {base:.2f}; oracle {oracle:.2f}")
 
     trivial = max(base, oracle)
     assert trivial > 0  # the baseline is scored, not assumed
-    assert got >= 3 * trivial, (head, got, base, oracle)
+    assert got >= 3 * trivial, (name, got, base, oracle)
+
+
+@pytest.mark.parametrize("head", ["basnet", "lgbm"])
+def test_each_head_beats_the_whole_video_baseline(thumos_shaped, tmp_path: Path, head: str) -> None:
+    url, gt = thumos_shaped
+    _train_and_compare(url, gt, tmp_path / head, _config(head))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_basnet_learns_raw_features(thumos_shaped, tmp_path: Path, seed: int) -> None:
+    """Without ``data.standardize``, as the presets and the authors' code: the foreground
+    weights first collapse (~200 iterations), so it needs 1000 iterations, not 300."""
+    url, gt = thumos_shaped
+    config = _config(
+        "basnet", **{"data.standardize": False, "train.iterations": 1000, "train.seed": seed}
+    )
+    _train_and_compare(url, gt, tmp_path / f"raw_{seed}", config)
