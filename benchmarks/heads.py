@@ -1,7 +1,8 @@
-"""Benchmark: s/iter of BaSNet and LGBM-Net at the paper's width, batch and T.
+"""Benchmark: s/iter of BaSNet, LGBM-Net and D2-Net at the paper's width, batch and T.
 
-For each head (the ``{head}_thumos14`` preset: width 2048, batch 16, T = 750 unless
-``--num-segments`` says otherwise) it measures, in the same run:
+For each head (the ``{head}_thumos14`` preset: width 2048, batch 16 (D2-Net 20), T = 750
+unless ``--num-segments`` says otherwise; D2-Net sampled (stratified) to exactly T, where its
+preset crops at most T) it measures, in the same run:
 
 - loop: seconds per iteration of ``talkit.wtal_heads.train.train`` itself, reading a
   synthetic THUMOS-shaped store (2048-d, ``--videos`` videos) through the real data path
@@ -14,7 +15,7 @@ Prints both, their ratio compute / loop (target >= 0.9: the data path and the lo
 most ~10%), and LGBM-Net / BaSNet for each (target <= 1.5).
 
     python benchmarks/heads.py [--iterations 3] [--num-segments 750] [--threads 2]
-        [--videos 24] [--store DIR] [--heads basnet,lgbm]
+        [--videos 24] [--store DIR] [--heads basnet,lgbm,d2net]
 """
 
 from __future__ import annotations
@@ -61,9 +62,13 @@ def build_store(root: Path, videos: int) -> tuple[str, Path]:
 
 
 def config(head: str, num_segments: int, iterations: int) -> RunConfig:
+    # D2-Net's preset crops at most T snippets (batches as long as their longest crop); the
+    # benchmark samples exactly T (stratified) so the loop's batches have the in-memory shape.
+    sampling = {"data.sampling": "stratified"} if head == "d2net" else {}
     return load_config(
         f"{head}_thumos14",
         {
+            **sampling,
             "data.num_segments": num_segments,
             "data.eval_num_segments": num_segments,
             "data.num_workers": 0,
@@ -117,7 +122,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--videos", type=int, default=24, help="videos per subset in the store")
     ap.add_argument("--store", type=Path, default=None, help="reuse/keep the store in this dir")
-    ap.add_argument("--heads", default="basnet,lgbm")
+    ap.add_argument("--heads", default="basnet,lgbm,d2net")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     heads = args.heads.split(",")

@@ -42,6 +42,9 @@ class WTALHead(nn.Module):
     """
 
     postprocess: str = "basnet"
+    # True: the loop skips (counts and logs) a step whose loss is not finite instead of
+    # stopping the run, as D2-Net's authors do.
+    skip_nonfinite: bool = False
     num_classes: int
     in_dim: int
 
@@ -115,4 +118,4 @@ def build_head(name: str, *, in_dim: int, num_classes: int, params: dict[str, An
 
 def _import_builtin_heads() -> None:
     # Registration happens on import; importing here keeps the registry complete.
-    from talkit.wtal_heads import basnet, lgbm  # noqa: F401
+    from talkit.wtal_heads import basnet, d2net, lgbm  # noqa: F401

@@ -72,6 +72,9 @@ def infer_videos(
                     cas=cas[i],
                     times=batch["times"][i],
                     attention=None if att is None else att[i],
+                    ambiguous=annotations.videos[vid].ambiguous
+                    if vid in annotations.videos
+                    else (),
                 )
             )
     return outputs

@@ -143,7 +143,7 @@ def _train_member(
     model = build_model(config, source.dim, len(data.classes)).to(device)
     optimizer = build_optimizer(model.parameters(), config.optim)
     digest = config_digest(config)
-    start, best_metric, best_iteration = 0, None, None
+    start, best_metric, best_iteration, skipped = 0, None, None, 0
     if config.data.standardize:
         mean, std = feature_stats(source, data.train_ids, seed=loop.seed)
         model.set_input_stats(torch.from_numpy(mean).to(device), torch.from_numpy(std).to(device))
@@ -168,6 +168,7 @@ def _train_member(
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         start = int(ckpt["iteration"])
         best_metric, best_iteration = ckpt.get("best_metric"), ckpt.get("best_iteration")
+        skipped = int(ckpt.get("skipped_steps", 0))
         rundir.truncate_metrics(start)
         log(f"resuming {config.name} at iteration {start}")
     if start >= loop.iterations:
@@ -208,6 +209,7 @@ def _train_member(
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "best_metric": best_metric,
             "best_iteration": best_iteration,
+            "skipped_steps": skipped,
             "config_digest": digest,
             "head": config.model.head,
             "head_params": config.model.params,
@@ -231,17 +233,25 @@ def _train_member(
                 out = model(x, mask)
                 loss, parts = model.loss(out, y)
                 loss_value = float(loss.detach())
-                if not math.isfinite(loss_value):
+                finite = math.isfinite(loss_value)
+                if not finite and not model.skip_nonfinite:
                     raise WorkFailedError(
                         f"training of {config.name} diverged: loss is {loss_value} at "
                         f"iteration {it + 1}",
                         hint="lower optim.lr or set train.grad_clip",
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if loop.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
-                optimizer.step()
+                if finite:
+                    loss.backward()
+                    if loop.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), loop.grad_clip)
+                    optimizer.step()
+                else:  # the head asks for the step to be skipped (D2-Net's reference does)
+                    skipped += 1
+                    log(
+                        f"{config.name}: loss is {loss_value} at iteration {it + 1}; step "
+                        f"skipped ({skipped} so far)"
+                    )
                 done = it + 1
                 last_loss = f"{loss_value:.4f}"
                 rate = (done - start) / max(time.perf_counter() - t0, 1e-9)
@@ -250,8 +260,9 @@ def _train_member(
                         {
                             "iteration": done,
                             "split": "train",
-                            "loss": loss_value,
-                            **parts,
+                            "loss": loss_value if finite else None,
+                            **{k: v if math.isfinite(v) else None for k, v in parts.items()},
+                            "skipped_steps": skipped,
                             "lr": optimizer.param_groups[0]["lr"],
                             "it_per_s": rate,
                         }

@@ -113,6 +113,7 @@ def average_outputs(
                 cas=np.asarray(cas),
                 times=ref.times,
                 attention=None if att is None else np.asarray(att),
+                ambiguous=ref.ambiguous,
             )
         )
     return out

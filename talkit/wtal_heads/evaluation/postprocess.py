@@ -62,12 +62,16 @@ def select_classes(
     value: float = 0.25,
     inclusive: bool = True,
     fallback_argmax: bool = False,
+    topk: int = 2,
+    floor_high: float | None = None,
 ) -> np.ndarray:
     """Indices of the classes a video is predicted to contain.
 
     ``threshold``: score >= value (or > value); ``relative``: score above value × max and
-    positive; ``topk``: the ``int(value)`` best. With ``fallback_argmax`` an empty
-    selection becomes the best class alone.
+    positive; ``topk``: the ``int(value)`` best; ``topk_floor``: scores above both the
+    floor (``value``, or ``floor_high`` when some score exceeds it) and the
+    ``topk + 1``-th best score, so at most ``topk`` classes (D2-Net on ActivityNet). With
+    ``fallback_argmax`` an empty selection becomes the best class alone.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     if rule == "threshold":
@@ -79,9 +83,17 @@ def select_classes(
         k = max(0, min(int(value), len(s)))
         keep = np.zeros(len(s), dtype=bool)
         keep[np.argsort(-s, kind="stable")[:k]] = True
+    elif rule == "topk_floor":
+        floor = value
+        if floor_high is not None and np.any(s > floor_high):
+            floor = floor_high
+        if len(s) > topk:
+            floor = max(floor, float(np.sort(s)[-(topk + 1)]))
+        keep = s > floor
     else:
         raise InputError(
-            f"unknown class selection rule {rule!r}", hint="threshold, relative or topk"
+            f"unknown class selection rule {rule!r}",
+            hint="threshold, relative, topk or topk_floor",
         )
     idx = np.flatnonzero(keep)
     if len(idx) == 0 and fallback_argmax and len(s):
@@ -198,6 +210,7 @@ def cas_to_detections(
     attention: np.ndarray | None = None,
     threshold_cas: np.ndarray | None = None,
     stream: str | None = None,
+    ambiguous: Sequence[tuple[float, float]] = (),
 ) -> list[dict[str, Any]]:
     """Detections ``{label, score, segment: [start_s, end_s]}`` of one video, best first.
 
@@ -207,6 +220,8 @@ def cas_to_detections(
     - ``class_scores`` (C,): video-level scores for class selection and the score term.
     - ``attention`` (T,): foreground weight, for ``threshold_mix`` (DGAM's λ²).
     - ``stream``: picks ``config.stream_thresholds[stream]`` (DGAM: rgb / flow).
+    - ``ambiguous``: the video's (start_s, end_s) Ambiguous intervals, for
+      ``drop_ambiguous`` (D2-Net on THUMOS14).
     """
     cfg = get_preset(config) if isinstance(config, str) else config
     cas, ts, cs = _check_inputs(cas, timestamps, class_scores)
@@ -240,6 +255,8 @@ def cas_to_detections(
         value=cfg.class_value,
         inclusive=cfg.class_inclusive,
         fallback_argmax=cfg.class_fallback_argmax,
+        topk=cfg.class_topk,
+        floor_high=cfg.class_floor_high,
     )
     if len(selected) == 0:
         return []
@@ -278,6 +295,9 @@ def cas_to_detections(
             starts, ends, scores = starts[ok], ends[ok], scores[ok]
         segs = np.stack([_sample_times(edges, f, starts), _sample_times(edges, f, ends)], axis=1)
         segs, scores = _suppress(cfg, segs, scores)
+        if cfg.drop_ambiguous and len(ambiguous):
+            ok = ~_overlaps_any(segs, ambiguous)
+            segs, scores = segs[ok], scores[ok]
         out.extend(
             {"label": names[c], "score": float(sc), "segment": [float(s), float(e)]}
             for (s, e), sc in zip(segs, scores, strict=True)
@@ -331,6 +351,15 @@ def _class_proposals(
     return np.concatenate(all_s), np.concatenate(all_e), np.concatenate(all_sc)
 
 
+def _overlaps_any(segs: np.ndarray, intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+    """True for each segment with a positive intersection with any interval."""
+    iv = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+    inter = np.minimum(segs[:, None, 1], iv[None, :, 1]) - np.maximum(
+        segs[:, None, 0], iv[None, :, 0]
+    )
+    return (inter > 0).any(axis=1)
+
+
 def _suppress(
     cfg: PostprocessConfig, segs: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -382,6 +411,7 @@ class VideoCAS:
     times: np.ndarray  # (T, 2) seconds
     attention: np.ndarray | None = None  # (T,)
     threshold_cas: np.ndarray | None = None  # (T, C), when thresholding uses another signal
+    ambiguous: Sequence[tuple[float, float]] = ()  # THUMOS14 Ambiguous intervals, seconds
 
 
 def detect_videos(
@@ -405,6 +435,7 @@ def detect_videos(
                 attention=v.attention,
                 threshold_cas=v.threshold_cas,
                 stream=stream,
+                ambiguous=v.ambiguous,
             )
         except InputError as exc:
             raise InputError(f"video {v.video_id}: {exc.message}", hint=exc.hint) from exc

@@ -20,10 +20,15 @@ class PostprocessConfig(BaseModel):
     description: str = ""
 
     # Class selection
-    class_rule: Literal["threshold", "relative", "topk"] = "threshold"
+    class_rule: Literal["threshold", "relative", "topk", "topk_floor"] = "threshold"
     class_value: float = 0.25
     class_inclusive: bool = True  # score >= value (True) or > value (False)
     class_fallback_argmax: bool = False
+    # topk_floor (D2-Net, ActivityNet): scores above max(floor, the (k+1)-th best), with
+    # k = class_topk and floor = class_value, raised to class_floor_high when any score
+    # exceeds class_floor_high.
+    class_topk: int = Field(2, ge=1)
+    class_floor_high: float | None = None
 
     # Signals
     normalize: bool = False  # per-class min-max over time
@@ -72,6 +77,9 @@ class PostprocessConfig(BaseModel):
     soft_nms_min_score: float = 1e-3
     relative_keep: float = Field(0.0, ge=0.0)  # after NMS keep scores >= r · best, per class
     max_detections: int | None = Field(None, ge=1)  # per video, best first
+    # THUMOS14 (D2-Net): drop detections that overlap (positive intersection) one of the
+    # video's Ambiguous intervals, after NMS.
+    drop_ambiguous: bool = False
 
     @model_validator(mode="after")
     def _has_thresholds(self) -> PostprocessConfig:

@@ -31,10 +31,29 @@ config.py):
   inner − 0.3·(left + right) with len//4 + 1 windows on the fused CAS; merge the streams
   with :func:`~talkit.wtal_heads.evaluation.postprocess.merge_detections` (NMS 0.5).
 - ``dgam_activitynet``: DGAM with a Gaussian (σ = 25 samples) before a 0.01 threshold.
-- ``d2net``: classes scoring > max/2 (and > 0); CAS × bottom-up attention given by the
-  caller; runs at > 0.025 … 0.475 of at least 2 snippets; score = inner − mean of the two
-  side means (max(1, len/4) windows), kept if >= −0.4; NMS 0.3 per class, then drop
-  scores under 0.1 × the best.
+- ``d2net``, step by step as D2-Net's ``detectionMAP.getDetections`` (THUMOS14), on the
+  CAS the head already multiplied by its bottom-up attention, with the head's video
+  scores (mean of the top ⌊T/8⌋ of that CAS):
+
+  1. classes scoring > max/2 and > 0;
+  2. at each threshold k/40, k = 1 … 19, the runs of samples > threshold of at least 2
+     snippets (no upsampling);
+  3. score = inner mean − outer, the outer term the mean of the non-empty side means over
+     max(1, ⌊len/4⌋) snippets each side (inner alone when both sides are empty); kept if
+     (outer − inner + 1)/2 <= 0.7, i.e. score >= −0.4;
+  4. per class, NMS at tIoU 0.3 (a proposal is dropped at tIoU >= 0.3), then drop scores
+     under 0.1 × the best (all of them when the best is negative, as in the reference);
+  5. drop detections that overlap one of the video's Ambiguous intervals.
+
+  Deliberate departures: tIoU and the ambiguous overlap are computed on seconds (the
+  reference counts snippet indices, rounding the Ambiguous times to 16-frame snippets at
+  25 fps); equal scores enter NMS in input order.
+- ``d2net_activitynet``: the same with ActivityNet's class rule: at most the two best
+  classes, each above max(floor, the third-best score) where floor is 1 if any score
+  exceeds 1, else 0.5 (the head's video score is the top ⌊T/4⌋ mean of a CAS whose
+  attention is rescaled to 2·b/max b); no Ambiguous intervals. The reference's attempt
+  to zero the other classes' CAS writes into a copy and changes nothing; the class rule
+  already keeps at most two, so talkit does not zero them either.
 """
 
 from __future__ import annotations
@@ -99,7 +118,7 @@ PRESETS: dict[str, PostprocessConfig] = {
         class_rule="relative",
         class_value=0.5,
         class_inclusive=False,
-        thresholds=tuple(round(k / 40, 4) for k in range(1, 20)),
+        thresholds=tuple(k / 40 for k in range(1, 20)),
         threshold_inclusive=False,
         min_length=2,
         outer_ratio=0.25,
@@ -109,8 +128,20 @@ PRESETS: dict[str, PostprocessConfig] = {
         nms="hard",
         nms_iou=0.3,
         relative_keep=0.1,
+        drop_ambiguous=True,
     ),
 }
+PRESETS["d2net_activitynet"] = PRESETS["d2net"].model_copy(
+    update={
+        "name": "d2net_activitynet",
+        "description": "D2-Net ActivityNet 1.2 recipe: at most two classes above a floor",
+        "class_rule": "topk_floor",
+        "class_value": 0.5,
+        "class_topk": 2,
+        "class_floor_high": 1.0,
+        "drop_ambiguous": False,
+    }
+)
 PRESETS["lgbm"] = PRESETS["basnet"].model_copy(
     update={
         "name": "lgbm",
@@ -133,7 +164,8 @@ PRESETS["dgam_activitynet"] = PRESETS["dgam"].model_copy(
 
 
 def get_preset(name: str, **overrides: Any) -> PostprocessConfig:
-    """The named recipe (``basnet``, ``lgbm``, ``dgam``, ``dgam_activitynet``, ``d2net``),
+    """The named recipe (``basnet``, ``lgbm``, ``dgam``, ``dgam_activitynet``, ``d2net``,
+    ``d2net_activitynet``),
     with any field replaced by ``overrides`` (validated)."""
     try:
         base = PRESETS[name.lower()]
