@@ -117,11 +117,12 @@ def test_each_head_beats_the_whole_video_baseline(thumos_shaped, tmp_path: Path,
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_basnet_learns_raw_features(thumos_shaped, tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize("head", ["basnet", "lgbm"])
+def test_each_head_learns_raw_features(thumos_shaped, tmp_path: Path, head: str, seed: int) -> None:
     """Without ``data.standardize``, as the presets and the authors' code: the foreground
     weights first collapse (~200 iterations), so it needs 1000 iterations, not 300."""
     url, gt = thumos_shaped
     config = _config(
-        "basnet", **{"data.standardize": False, "train.iterations": 1000, "train.seed": seed}
+        head, **{"data.standardize": False, "train.iterations": 1000, "train.seed": seed}
     )
-    _train_and_compare(url, gt, tmp_path / f"raw_{seed}", config)
+    _train_and_compare(url, gt, tmp_path / f"raw_{head}_{seed}", config)
