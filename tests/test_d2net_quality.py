@@ -26,6 +26,9 @@ from talkit.wtal_heads.config import RunConfig, load_config
 from talkit.wtal_heads.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.quality, pytest.mark.timeout(3600)]
+# Seed 0 runs in CI's quality step; seeds 1 and 2 complete the README's mean +- std and
+# are opt-in on top (`-m seeds`).
+SEEDS = [0, pytest.param(1, marks=pytest.mark.seeds), pytest.param(2, marks=pytest.mark.seeds)]
 
 AVERAGE = "0.1:0.7"
 DIM = 256
@@ -50,7 +53,7 @@ def quality_config(seed: int) -> RunConfig:
     )
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", SEEDS)
 def test_d2net_beats_the_whole_video_baseline(tmp_path: Path, real_data: Path, seed: int) -> None:
     url, gt, _ = make_store(tmp_path, thumos_every(real_data, 3), dim=DIM, seed=seed)
     torch.set_num_threads(2)
