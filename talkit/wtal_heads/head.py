@@ -118,4 +118,4 @@ def build_head(name: str, *, in_dim: int, num_classes: int, params: dict[str, An
 
 def _import_builtin_heads() -> None:
     # Registration happens on import; importing here keeps the registry complete.
-    from talkit.wtal_heads import basnet, d2net, lgbm  # noqa: F401
+    from talkit.wtal_heads import basnet, d2net, dgam, lgbm  # noqa: F401
