@@ -197,22 +197,26 @@ def test_the_weights_table_is_applied_per_stream() -> None:
     assert float(loss) == pytest.approx(expect, rel=1e-5)
 
 
-def test_infer_gives_wtcas_and_class_probabilities() -> None:
+def test_infer_gives_each_streams_wtcas_score_signal_and_classes() -> None:
     torch.manual_seed(0)
     m = build_head("dgam", in_dim=8, num_classes=3, params={"fusion": [0.35, 0.65]}).eval()
     x = torch.randn(1, 7, 8)
-    per = m.stream_outputs(x)
-    for s, xs in (("rgb", x[..., :4]), ("flow", x[..., 4:])):
-        sm = m.models[s]
-        att = sm(xs)
-        w = sm.classifier.weight.detach()
-        expect = att[..., None] * torch.sigmoid(xs @ w[:-1].t())
-        torch.testing.assert_close(per[s].cas, expect)
-        f = (att[..., None] * xs).sum(1) / att.sum(1, keepdim=True)
-        probs = torch.softmax(sm.classifier(f), -1)[:, :3]
-        torch.testing.assert_close(per[s].class_scores, probs)
     inf = m.infer(x)
-    torch.testing.assert_close(inf.cas, 0.35 * per["rgb"].cas + 0.65 * per["flow"].cas)
+    assert inf.streams is not None
+    halves = {"rgb": x[..., :4], "flow": x[..., 4:]}
+    lam, sig = {}, {}
+    for s, xs in halves.items():
+        sm = m.models[s]
+        lam[s] = sm(xs)[..., None]
+        sig[s] = torch.sigmoid(xs @ sm.classifier.weight.detach()[:-1].t())
+        f = (lam[s] * xs).sum(1) / lam[s].sum(1)
+        probs = torch.softmax(sm.classifier(f), -1)[:, :3]
+        torch.testing.assert_close(inf.streams[s].class_scores, probs)
+        torch.testing.assert_close(inf.streams[s].threshold_cas, lam[s] * sig[s])
+    # Score signal: λ_s·(α_s·λ_s σ_s + (1 − α_s)·λ_s σ_other), α = 0.35 RGB, 0.65 flow.
+    for s, o, a in (("rgb", "flow", 0.35), ("flow", "rgb", 0.65)):
+        expect = lam[s] * (a * lam[s] * sig[s] + (1 - a) * lam[s] * sig[o])
+        torch.testing.assert_close(inf.streams[s].cas, expect)
 
 
 def test_a_batch_without_labels_trains_nothing() -> None:

@@ -226,32 +226,49 @@ class DGAM(WTALHead):
         return torch.stack(terms).sum(), parts
 
     def stream_outputs(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Inference]:
-        """Per stream: class probabilities softmax(cls(Σλx/Σλ)) without background, the
-        wtCAS λ·σ(x Wᵀ) over the C action classes (no bias, as the reference) and λ."""
+        """Per stream s, as the reference's ``test_final`` (both streams available):
+
+        - class probabilities softmax(cls(Σλx / Σλ)) without background;
+        - ``threshold_cas``: the wtCAS λ_s·σ(x_s W_sᵀ) over the C classes (no bias);
+        - ``cas`` (the score signal): λ_s·(α_s·wtCAS_s + (1 − α_s)·λ_s·σ(x_o W_oᵀ)), o the
+          other stream and α the stream's fusion weight (RGB 0.35, flow 0.65 on THUMOS14);
+        - ``attention``: λ_s, for the threshold's 0.2·λ² term.
+        """
         x = self.standardize(x, mask)
         m = None if mask is None else mask.to(x.dtype)
-        res: dict[str, Inference] = {}
+        att, probs, sig = {}, {}, {}
         for s, xs in self.split(x).items():
             model = self.models[s]
-            att = model(xs)
+            a = model(xs)
             if m is not None:
-                att = att * m
-            f = (att[..., None] * xs).sum(1) / att.sum(1, keepdim=True).clamp_min(1e-12)
-            probs = torch.softmax(model.classifier(f), dim=-1)[:, :-1]
-            tcam = torch.sigmoid(xs @ model.classifier.weight[:-1].t())
-            res[s] = Inference(class_scores=probs, cas=att[..., None] * tcam, attention=att)
+                a = a * m
+            f = (a[..., None] * xs).sum(1) / a.sum(1, keepdim=True).clamp_min(1e-12)
+            att[s] = a
+            probs[s] = torch.softmax(model.classifier(f), dim=-1)[:, :-1]
+            sig[s] = torch.sigmoid(xs @ model.classifier.weight[:-1].t())
+        res: dict[str, Inference] = {}
+        for i, s in enumerate(STREAMS):
+            other = STREAMS[1 - i]
+            alpha, lam = self.fusion[i], att[s][..., None]
+            wtcas = lam * sig[s]
+            score = lam * (alpha * wtcas + (1 - alpha) * lam * sig[other])
+            res[s] = Inference(
+                class_scores=probs[s], cas=score, attention=att[s], threshold_cas=wtcas
+            )
         return res
 
     @torch.no_grad()
     def infer(self, x: Tensor, mask: Tensor | None = None) -> Inference:
-        """Fused view for the shared loop: the per-dataset fusion of the two streams' class
-        probabilities, wtCAS and λ (the ``dgam`` preset reads this fused CAS)."""
+        """The two streams for detection (``streams``), and for plots and ensembles their
+        fusion-weighted class probabilities, wtCAS and λ."""
         per = self.stream_outputs(x, mask)
         w = self.fusion
+        rgb, flow = per["rgb"], per["flow"]
         return Inference(
-            class_scores=w[0] * per["rgb"].class_scores + w[1] * per["flow"].class_scores,
-            cas=w[0] * per["rgb"].cas + w[1] * per["flow"].cas,
-            attention=w[0] * per["rgb"].attention + w[1] * per["flow"].attention,  # type: ignore[operator]
+            class_scores=w[0] * rgb.class_scores + w[1] * flow.class_scores,
+            cas=w[0] * rgb.threshold_cas + w[1] * flow.threshold_cas,  # type: ignore[operator]
+            attention=w[0] * rgb.attention + w[1] * flow.attention,  # type: ignore[operator]
+            streams=per,
         )
 
 
