@@ -194,7 +194,7 @@ def test_the_weights_table_is_applied_per_stream() -> None:
         + 0.1 * parts[f"loss_recon_{s}"]
         for s, wf, wb in (("rgb", 1.0, 1.0), ("flow", 0.3, 1.0))
     )
-    assert float(loss) == pytest.approx(expect, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expect, rel=1e-5)
 
 
 def test_infer_gives_each_streams_wtcas_score_signal_and_classes() -> None:
