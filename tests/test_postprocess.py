@@ -93,7 +93,7 @@ def test_known_plateaus_with_dgam_both_streams() -> None:
     scores = np.array([0.9, 0.05, 0.01])
     per_stream = [
         cas_to_detections(
-            cas, times, scores, "dgam", classes=CLASSES, attention=attention, stream=s
+            cas, times, scores, _nearest("dgam"), classes=CLASSES, attention=attention, stream=s
         )
         for s in ("rgb", "flow")
     ]
@@ -228,9 +228,9 @@ def test_dgam_activitynet_smooths_before_thresholding() -> None:
     cas = np.zeros((n, 1))
     cas[20:30, 0] = 1.0
     times = snippet_times(n)
-    sharp = cas_to_detections(cas, times, np.array([0.9]), "dgam", attention=np.zeros(n))
+    sharp = cas_to_detections(cas, times, np.array([0.9]), _nearest("dgam"), attention=np.zeros(n))
     smooth = cas_to_detections(
-        cas, times, np.array([0.9]), "dgam_activitynet", attention=np.zeros(n)
+        cas, times, np.array([0.9]), _nearest("dgam_activitynet"), attention=np.zeros(n)
     )
     _assert_segments(_found(sharp), [("0", 20 * STRIDE, 30 * STRIDE)])
     (s, e) = smooth[0]["segment"]

@@ -26,12 +26,18 @@ class Inference:
     ``class_scores`` (B, C): video-level probabilities used to pick the classes to
     localize. ``cas`` (B, T, C): the activation sequence detection thresholds (raw, not
     normalised; post-processing normalises as its method says). ``attention`` (B, T) or
-    None: the foreground weight, for plots.
+    None: the foreground weight, for plots. ``streams``: when given, detection runs on
+    each stream's output with that stream's thresholds and merges the lists (NMS).
     """
 
     class_scores: Tensor
     cas: Tensor
     attention: Tensor | None = None
+    # (B, T, C) or None: the signal thresholding reads when it is not ``cas`` (DGAM).
+    threshold_cas: Tensor | None = None
+    # Per-stream outputs detected one by one and merged (DGAM's RGB and flow models);
+    # None when the head gives one output.
+    streams: dict[str, Inference] | None = None
 
 
 class WTALHead(nn.Module):
@@ -118,4 +124,4 @@ def build_head(name: str, *, in_dim: int, num_classes: int, params: dict[str, An
 
 def _import_builtin_heads() -> None:
     # Registration happens on import; importing here keeps the registry complete.
-    from talkit.wtal_heads import basnet, d2net, lgbm  # noqa: F401
+    from talkit.wtal_heads import basnet, d2net, dgam, lgbm  # noqa: F401

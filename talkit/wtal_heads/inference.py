@@ -9,6 +9,8 @@ Shared by the training loop (validation) and by prediction; it imports neither.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from talkit.datasets.model import Dataset
@@ -19,7 +21,7 @@ from talkit.wtal_heads.evaluation import EvalResult, evaluate, threshold_preset
 from talkit.wtal_heads.evaluation.detections import DetectionSet
 from talkit.wtal_heads.evaluation.postprocess import VideoCAS, detect_videos, get_preset
 from talkit.wtal_heads.evaluation.postprocess_config import PostprocessConfig
-from talkit.wtal_heads.head import WTALHead
+from talkit.wtal_heads.head import Inference, WTALHead
 
 
 def selection_metric(config: RunConfig) -> str:
@@ -30,6 +32,23 @@ def selection_metric(config: RunConfig) -> str:
     if isinstance(thr, str):
         return next(iter(threshold_preset(thr).averages))
     return f"{min(thr):g}:{max(thr):g}"
+
+
+def _np(t: torch.Tensor | None, i: int) -> Any:
+    return None if t is None else t[i].float().cpu().numpy()
+
+
+def _video_cas(inf: Inference, i: int, vid: str, times: Any, ambiguous: Any) -> VideoCAS:
+    """Row ``i`` of a batched head output as one video's :class:`VideoCAS`."""
+    return VideoCAS(
+        video_id=vid,
+        class_scores=_np(inf.class_scores, i),
+        cas=_np(inf.cas, i),
+        times=times,
+        attention=_np(inf.attention, i),
+        threshold_cas=_np(inf.threshold_cas, i),
+        ambiguous=ambiguous,
+    )
 
 
 @torch.no_grad()
@@ -61,22 +80,15 @@ def infer_videos(
         batch = collate_items([ds[i] for i in range(start, min(start + bs, len(ds)))])
         x = batch["features"].to(device)
         inf = model.infer(x, None)
-        scores = inf.class_scores.float().cpu().numpy()
-        cas = inf.cas.float().cpu().numpy()
-        att = inf.attention.float().cpu().numpy() if inf.attention is not None else None
         for i, vid in enumerate(batch["video_ids"]):
-            outputs.append(
-                VideoCAS(
-                    video_id=vid,
-                    class_scores=scores[i],
-                    cas=cas[i],
-                    times=batch["times"][i],
-                    attention=None if att is None else att[i],
-                    ambiguous=annotations.videos[vid].ambiguous
-                    if vid in annotations.videos
-                    else (),
-                )
-            )
+            ambiguous = annotations.videos[vid].ambiguous if vid in annotations.videos else ()
+            video = _video_cas(inf, i, vid, batch["times"][i], ambiguous)
+            if inf.streams:
+                video.streams = {
+                    name: _video_cas(s, i, vid, batch["times"][i], ambiguous)
+                    for name, s in inf.streams.items()
+                }
+            outputs.append(video)
     return outputs
 
 

@@ -412,6 +412,27 @@ class VideoCAS:
     attention: np.ndarray | None = None  # (T,)
     threshold_cas: np.ndarray | None = None  # (T, C), when thresholding uses another signal
     ambiguous: Sequence[tuple[float, float]] = ()  # THUMOS14 Ambiguous intervals, seconds
+    # Per-stream outputs (DGAM): each is detected with ``stream=`` its name, then merged.
+    streams: dict[str, VideoCAS] | None = None
+
+
+def _video_detections(
+    v: VideoCAS, classes: Sequence[str], cfg: PostprocessConfig, stream: str | None
+) -> list[dict[str, Any]]:
+    try:
+        return cas_to_detections(
+            v.cas,
+            v.times,
+            v.class_scores,
+            cfg,
+            classes=classes,
+            attention=v.attention,
+            threshold_cas=v.threshold_cas,
+            stream=stream,
+            ambiguous=v.ambiguous,
+        )
+    except InputError as exc:
+        raise InputError(f"video {v.video_id}: {exc.message}", hint=exc.hint) from exc
 
 
 def detect_videos(
@@ -425,19 +446,10 @@ def detect_videos(
     cfg = get_preset(config) if isinstance(config, str) else config
     records: list[dict[str, Any]] = []
     for v in videos:
-        try:
-            dets = cas_to_detections(
-                v.cas,
-                v.times,
-                v.class_scores,
-                cfg,
-                classes=classes,
-                attention=v.attention,
-                threshold_cas=v.threshold_cas,
-                stream=stream,
-                ambiguous=v.ambiguous,
-            )
-        except InputError as exc:
-            raise InputError(f"video {v.video_id}: {exc.message}", hint=exc.hint) from exc
+        if v.streams:  # each stream with its own thresholds, then union and NMS (DGAM)
+            per = [_video_detections(sv, classes, cfg, name) for name, sv in v.streams.items()]
+            dets = merge_detections(*per, nms_iou=cfg.nms_iou, kind=cfg.nms)
+        else:
+            dets = _video_detections(v, classes, cfg, stream)
         records.extend({"video": v.video_id, **d} for d in dets)
     return DetectionSet.from_records(records, source=f"post-processing {cfg.name}")

@@ -26,7 +26,8 @@ config.py):
   connected runs (the report's one change at inference). Not in the report, so talkit's
   choices: the sweep values become the watershed's flooding levels, and a peak must rise
   0.1 above its saddle (prominence) to seed its own basin.
-- ``dgam``: classes with p > 0.1, else the arg-max; ×20; threshold
+- ``dgam``: classes with p > 0.1, else the arg-max; ×20 (linear, read at k/20 and
+  extrapolated: utils.upgrade_resolution); threshold
   0.8·wtCAS + 0.2·λ² > 0.03 (RGB) / 0.08 (flow) via ``stream=``; score =
   inner − 0.3·(left + right) with len//4 + 1 windows on the fused CAS; merge the streams
   with :func:`~talkit.wtal_heads.evaluation.postprocess.merge_detections` (NMS 0.5).
@@ -101,6 +102,8 @@ PRESETS: dict[str, PostprocessConfig] = {
         class_inclusive=False,
         class_fallback_argmax=True,
         upsample=20,
+        # utils.upgrade_resolution: interp1d at k/20, extrapolated past the last snippet
+        upsample_mode="linear_start",
         threshold_mix=(0.8, 0.2),
         thresholds=(0.03,),
         stream_thresholds={"rgb": (0.03,), "flow": (0.08,)},
