@@ -3,13 +3,16 @@ the CVAE and model stages alternating in the metrics log, and exact resume."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import run_cli
-from train_helpers import make_store, thumos_few_classes
+from train_helpers import (
+    make_store,
+    predict_and_eval_from_cli,
+    thumos_few_classes,
+    train_from_cli,
+)
 
 from talkit.wtal_heads.config import load_config
 from talkit.wtal_heads.train import train
@@ -43,36 +46,9 @@ def test_cli_trains_predicts_and_evaluates_dgam(
 ) -> None:
     url, gt = small
     run = tmp_path / "run"
-    flags = ("train.iterations", "train.eval_every", "train.batch_size", "train.device")
-    sets = [a for k, v in TINY.items() if k not in flags for a in ("--set", f"{k}={v}")]
-    code, out, err = run_cli(
-        capsys,
-        "train",
-        "--config",
-        "dgam_thumos14",
-        "--store",
-        url,
-        "--annotations",
-        str(gt),
-        "--out",
-        str(run),
-        "--iterations",
-        "6",
-        "--eval-every",
-        "3",
-        "--batch-size",
-        "4",
-        "--device",
-        "cpu",
-        "--quiet",
-        *sets,
-    )
-    assert code == 0, err
-    assert "average mAP 0.1:0.7" in out
+    train_records = train_from_cli(capsys, "dgam_thumos14", url, gt, run, TINY)
     config = (run / "config.yaml").read_text()
     assert "head: dgam" in config and "postprocess: dgam" in config
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train_records = [r for r in records if r["split"] == "train"]
     assert [r["iteration"] for r in train_records] == [1, 2, 3, 4, 5, 6]
     assert [r["stage_cvae"] for r in train_records] == [1, 0, 1, 0, 1, 0]
     assert [r["ramp"] for r in train_records] == [0, 0, 0.5, 0.5, 1, 1]
@@ -83,17 +59,7 @@ def test_cli_trains_predicts_and_evaluates_dgam(
     assert best["head"] == "dgam"
     assert best["model"]["cvaes.flow.decoder.4.weight"].shape == (32, 128)  # the CVAEs travel
 
-    code, out, err = run_cli(
-        capsys, "predict", "--run", str(run), "--split", "test", "--device", "cpu"
-    )
-    assert code == 0, err
-    dets = run / "detections_test.json"
-    assert dets.is_file()
-    code, out, err = run_cli(
-        capsys, "eval", str(dets), "--gt", str(gt), "--subset", "test", "--json"
-    )
-    assert code == 0, err
-    report = json.loads(out)
+    report = predict_and_eval_from_cli(capsys, run, gt)
     assert report["gt"]["videos"] == 6
 
 

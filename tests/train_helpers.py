@@ -71,3 +71,63 @@ def tiny_config(head: str = "basnet", **overrides: Any) -> RunConfig:
     base["model.params.filter_dim" if head == "basnet" else "model.params.attention_dim"] = 8
     base.update(overrides)
     return load_config(f"{head}_thumos14", base)
+
+
+def train_from_cli(
+    capsys: Any, preset: str, url: str, gt: Path, run: Path, tiny: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """`talkit train --config PRESET` with ``tiny``'s settings (its iterations, eval period,
+    batch and device as their own flags, the rest as ``--set``); returns the train records
+    of the metrics log after checking the run succeeded and printed its mAP."""
+    import json
+
+    from cli_helpers import run_cli
+
+    flags = ("train.iterations", "train.eval_every", "train.batch_size", "train.device")
+    sets = [a for k, v in tiny.items() if k not in flags for a in ("--set", f"{k}={v}")]
+    code, out, err = run_cli(
+        capsys,
+        "train",
+        "--config",
+        preset,
+        "--store",
+        url,
+        "--annotations",
+        str(gt),
+        "--out",
+        str(run),
+        "--iterations",
+        str(tiny["train.iterations"]),
+        "--eval-every",
+        str(tiny["train.eval_every"]),
+        "--batch-size",
+        str(tiny["train.batch_size"]),
+        "--device",
+        "cpu",
+        "--quiet",
+        *sets,
+    )
+    assert code == 0, err
+    assert "average mAP 0.1:0.7" in out
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["split"] == "train"]
+
+
+def predict_and_eval_from_cli(capsys: Any, run: Path, gt: Path) -> dict[str, Any]:
+    """`talkit predict --run RUN --split test` then `talkit eval` of its detections: the
+    evaluation report, after checking both succeeded."""
+    import json
+
+    from cli_helpers import run_cli
+
+    code, _out, err = run_cli(
+        capsys, "predict", "--run", str(run), "--split", "test", "--device", "cpu"
+    )
+    assert code == 0, err
+    dets = run / "detections_test.json"
+    assert dets.is_file()
+    code, out, err = run_cli(
+        capsys, "eval", str(dets), "--gt", str(gt), "--subset", "test", "--json"
+    )
+    assert code == 0, err
+    return json.loads(out)
