@@ -260,8 +260,10 @@ def test_i3d_checkpoint_is_refused(tmp_path: Path) -> None:
 
 def test_other_depth_and_backbone_only_files_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "ircsn_r50.pth"
-    _save_public_layout(create_ircsn(depth=50), path)
-    assert "this is an ir-CSN-50 checkpoint" in _refusal(ircsn_152(), path)
+    _save_public_layout(create_ircsn(depth=50, num_classes=200), path)
+    model = ircsn_152()
+    assert "this is an ir-CSN-50 checkpoint" in _refusal(model, path)
+    assert model.cls_head.fc_cls.out_features == 400  # a refused file changes nothing
 
     backbone_only = tmp_path / "ircsn_from_scratch_r152_ig65m.pth"
     torch.save({"state_dict": ircsn_152().backbone.state_dict()}, backbone_only)

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from talkit.errors import CheckpointError
 from talkit.extractors.checkpoints import file_sha256, load_strict, read_state_dict
 
 FEATURE_DIM = 2048
@@ -279,21 +280,23 @@ class IrCSN(nn.Module):
         """
         path = Path(path)
         state = read_state_dict(path)
+        head = self.cls_head.fc_cls
         bias = state.get("cls_head.fc_cls.bias")
-        if (
-            bias is not None
-            and bias.ndim == 1
-            and bias.shape[0] != self.cls_head.fc_cls.out_features
-        ):
-            self.cls_head.fc_cls = nn.Linear(self.cls_head.fc_cls.in_features, int(bias.shape[0]))
-        load_strict(
-            self,
-            state,
-            source=str(path),
-            target=f"ir-CSN-{self.depth} backbone",
-            describe=lambda st: describe_ircsn_state(st, self.depth),
-            hint=f"expected {LAYOUT}, e.g. {WEIGHTS['ircsn_152.ig65m_kinetics400']['file_name']}",
-        )
+        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
+            self.cls_head.fc_cls = nn.Linear(head.in_features, int(bias.shape[0]))
+        try:
+            load_strict(
+                self,
+                state,
+                source=str(path),
+                target=f"ir-CSN-{self.depth} backbone",
+                describe=lambda st: describe_ircsn_state(st, self.depth),
+                hint=f"expected {LAYOUT}, e.g. "
+                f"{WEIGHTS['ircsn_152.ig65m_kinetics400']['file_name']}",
+            )
+        except CheckpointError:
+            self.cls_head.fc_cls = head  # a refused file leaves the model as it was
+            raise
         self.eval()
         return file_sha256(path)
 
