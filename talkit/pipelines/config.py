@@ -72,9 +72,14 @@ def apply_shorthand(
         if field not in doc:
             continue
         value = doc.pop(field)
+        what = (sources or {}).get(field, field)
+        if field == "flow" and value not in FLOWS:
+            choices = ", ".join(repr(f) for f in FLOWS[:-1]) + f" or {FLOWS[-1]!r}"
+            raise ValueError(f"{what}: Input should be {choices}")
         targets = [n for n in blocks if option in backbone_option_names(n)]
         if not targets:
-            what = (sources or {}).get(field, f"{field} (a top-level field)")
+            if field not in (sources or {}):
+                what = f"{field} (a top-level field)"
             raise ValueError(
                 f"{what} applies to backbones with the option {option!r}, and none of "
                 f"{', '.join(blocks)} has it; set options per backbone "
@@ -302,6 +307,9 @@ def load_extract_config(
         raise ConfigError(f"{where}: {exc}") from None
     selected = given.pop("backbones", None)
     if selected is not None:
+        if not isinstance(selected, Mapping) and len(set(selected)) != len(selected):
+            flag = named.get("backbones", "backbones")
+            raise ConfigError(f"{flag}: entries must be distinct, got {list(selected)}")
         if isinstance(selected, Mapping):
             doc["backbones"] = {str(n): dict(o or {}) for n, o in selected.items()}
         else:
