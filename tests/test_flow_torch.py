@@ -189,9 +189,9 @@ def test_flow_options_in_the_extract_config() -> None:
     from talkit.pipelines.config import load_extract_config
 
     cfg = load_extract_config(None, {"flow": "tvl1_torch", "device": "cpu", "flow_batch": 16})
-    options = cfg.backbone_options()
+    options = cfg.options_for("i3d")
     assert options["flow_device"] == "cpu" and options["flow_batch"] == 16
-    assert load_extract_config(None, {"flow": "tvl1"}).backbone_options()["flow_device"] is None
+    assert load_extract_config(None, {"flow": "tvl1"}).options_for("i3d")["flow_device"] is None
     with pytest.raises(ConfigError, match="--device cuda"):
         load_extract_config(
             None,
