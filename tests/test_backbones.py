@@ -232,3 +232,36 @@ def test_cli_extracts_slowfast_into_a_store_that_shows_its_sampling(
     assert code == 0
     assert "slowfast_r50 (fps 15.0, clip_len 32, stride 8, sampling_rate 2 of 30.0 fps)" in text
     assert "rgb=2304" in text
+
+
+# -- presets ----------------------------------------------------------------------------------
+
+
+def test_each_preset_header_states_its_backbones_snippet_settings() -> None:
+    """The header is documentation; the numbers come from the backbone's spec, so a changed
+    default that the header no longer describes fails here."""
+    from talkit.extractors import get
+    from talkit.pipelines.config import load_extract_config
+    from talkit.presets import find_preset, list_presets
+
+    names = {p.name for p in list_presets("extract")}
+    expected = {f"{d}_{b}" for d in ("hacs", "activitynet13") for b in ("slowfast_r50", "csn_r101")}
+    assert expected | {"thumos14_i3d", "hacs_i3d", "activitynet12_i3d"} <= names
+    for name in sorted(names):
+        header = " ".join(
+            line.lstrip("# ")
+            for line in find_preset("extract", name)[0].splitlines()
+            if line.startswith("#")
+        )
+        cfg = load_extract_config(name)
+        for backbone in cfg.backbones:
+            spec = get(backbone, **cfg.options_for(backbone)).spec
+            assert f"{spec.fps:g} fps" in header, name
+            assert f"{spec.clip_len}-frame" in header or f"{spec.clip_len} frames" in header, name
+            assert (
+                f"crop {spec.input_size}" in header or f"{spec.input_size} centre crop" in header
+            ), name
+            if spec.sampling_rate > 1:
+                assert f"sampling rate {spec.sampling_rate}" in header, name
+                assert f"every {spec.stride} frames" in header, name
+            assert f"{sum(spec.streams.values())}" in header, name

@@ -138,7 +138,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in PYTORCHVIDEO:
         out[name] = root / f"{name}.pyth"
         state = _random_state(getattr(hub, name)(pretrained=False))
-        torch.save({"model_state": state, "epoch": 196}, out[name])
+        # PySlowFast's save_checkpoint layout: the optimizer and the config (a YAML string)
+        # travel with the weights.
+        optimizer = {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}
+        checkpoint = {"epoch": 196, "model_state": state, "optimizer_state": optimizer}
+        torch.save({**checkpoint, "cfg": "MODEL:\n  ARCH: slowfast\n"}, out[name])
     out["i3d"] = root / "rgb_imagenet.pt"
     torch.save(_random_state(InceptionI3d(3)), out["i3d"])
     return out
@@ -202,3 +206,21 @@ def test_layouts_are_told_apart_by_family_and_depth() -> None:
         "slowfast_r101": "a pytorchvideo SlowFast-R101 checkpoint",
         "csn_r101": "a pytorchvideo CSN-R101 checkpoint",
     }
+
+
+def test_slowfast_r101_takes_the_r101_layout_and_refuses_the_r50_one(
+    files: dict[str, Path],
+) -> None:
+    """The R101 state dict (kept in memory: the file would be 250 MB) loads strictly; an
+    R50 file is refused naming the R101 layout."""
+    from pytorchvideo.models import hub
+
+    state = _random_state(hub.slowfast_r101(pretrained=False), seed=2)
+    backbone = get("slowfast_r101", **SMALL)
+    backbone._load_state("rgb", state, "memory")
+    loaded = backbone.network.state_dict()
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+    with pytest.raises(CheckpointError) as err:
+        build_backbone("slowfast_r101", checkpoints={"rgb": files["slowfast_r50"]}, **SMALL)
+    assert "expected layout: pytorchvideo SlowFast-R101 8x8" in str(err.value)
+    assert "this looks like a pytorchvideo SlowFast-R50 checkpoint" in str(err.value)
