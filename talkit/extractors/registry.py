@@ -35,6 +35,7 @@ from talkit.errors import CheckpointError, InputError
 from talkit.extractors.flow import FlowSpec
 from talkit.extractors.sampling import SnippetSpec
 from talkit.extractors.video import FRAME_COLOURS
+from talkit.extractors.weights import Weights
 
 
 class Normalisation(BaseModel):
@@ -309,11 +310,11 @@ class NetworkBackbone(Backbone):
 
 BackboneFactory = Callable[..., Backbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
-_WEIGHTS: dict[str, Any] = {}  # name -> talkit.extractors.weights.Weights
+_WEIGHTS: dict[str, Weights] = {}
 F = TypeVar("F", bound=BackboneFactory)
 
 
-def register_backbone(name: str, *, weights: Sequence[Any] = ()) -> Callable[[F], F]:
+def register_backbone(name: str, *, weights: Sequence[Weights] = ()) -> Callable[[F], F]:
     """Decorator: make ``get(name, **options)`` call this factory; ``weights`` is its
     table of known public checkpoints (:class:`talkit.extractors.weights.Weights`)."""
 
@@ -343,7 +344,7 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def weights_tables() -> dict[str, Any]:
+def weights_tables() -> dict[str, Weights]:
     """Every known public checkpoint by name (``slowfast_r50.kinetics400``, ...)."""
     _load_builtin()
     return dict(_WEIGHTS)
@@ -381,7 +382,10 @@ def get(name: str, **options: object) -> Backbone:
         return factory(**options)
     except ValidationError as exc:  # a spec the options make impossible
         first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
         raise InputError(
-            f"bad options for backbone {name!r}: {first['msg']}",
+            f"bad options for backbone {name!r}: "
+            + (f"{where}: " if where else "")
+            + str(first["msg"]).removeprefix("Value error, "),
             hint=f"its defaults are: {default_options(name)}",
         ) from None

@@ -24,6 +24,7 @@ from talkit.extractors.backbones.pytorchvideo_base import (
     MODEL_ZOO,
     PytorchvideoBackbone,
     build_unset,
+    hub,
 )
 from talkit.extractors.registry import BackboneSpec, register_backbone
 from talkit.extractors.weights import Weights
@@ -79,8 +80,6 @@ def csn_r101(
     resize_short: int | None = 256,
 ) -> CSNBackbone:
     """CSN-R101 32x2 (Kinetics-400): 32 frames at rate 2 from 30 fps, 256 -> 256, 2048-d."""
-    from pytorchvideo.models import hub
-
     if resize_short is not None and resize_short < input_size:
         raise InputError(
             f"csn_r101: resize_short {resize_short} is smaller than the crop size {input_size}",
@@ -101,4 +100,4 @@ def csn_r101(
         weights={"rgb": "unset"},
         feature=FEATURE_DESCRIPTION,
     )
-    return CSNBackbone(spec, CSNNetwork(functools.partial(hub.csn_r101, pretrained=False)))
+    return CSNBackbone(spec, CSNNetwork(functools.partial(hub().csn_r101, pretrained=False)))

@@ -12,8 +12,10 @@ the spec).
 from __future__ import annotations
 
 import math
+import warnings
 import zlib
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -27,6 +29,15 @@ KINETICS_NORMALISATION = Normalisation(
 )
 MODEL_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
 LICENCE = "Apache-2.0 (facebookresearch/pytorchvideo model zoo)"
+
+
+def hub() -> ModuleType:
+    """``pytorchvideo.models.hub``, imported without its ``torch.jit.script`` deprecation
+    warning (raised inside pytorchvideo at import, nothing a user can act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script")
+        from pytorchvideo.models import hub as module
+    return module
 
 
 def build_unset(builder: Callable[[], nn.Module]) -> nn.Module:

@@ -29,6 +29,7 @@ from talkit.extractors.backbones.pytorchvideo_base import (
     MODEL_ZOO,
     PytorchvideoBackbone,
     build_unset,
+    hub,
 )
 from talkit.extractors.registry import BackboneSpec, register_backbone
 from talkit.extractors.weights import Weights
@@ -99,15 +100,13 @@ def _slowfast(
     input_size: int,
     resize_short: int | None,
 ) -> SlowFastBackbone:
-    from pytorchvideo.models import hub
-
     if resize_short is not None and resize_short < input_size:
         raise InputError(
             f"slowfast_r{depth}: resize_short {resize_short} is smaller than the crop size "
             f"{input_size}",
             hint="use resize_short >= input_size, or None to resize straight to the input size",
         )
-    builder = functools.partial(getattr(hub, f"slowfast_r{depth}"), pretrained=False)
+    builder = functools.partial(getattr(hub(), f"slowfast_r{depth}"), pretrained=False)
     spec = BackboneSpec(
         name=f"slowfast_r{depth}",
         fps=fps,
