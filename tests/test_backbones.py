@@ -159,6 +159,20 @@ def test_a_named_checkpoint_is_found_checked_or_explained(
     assert resolve_weights("csn_r101.kinetics400")[0].sha256 == known
 
 
+def test_named_weights_become_the_streams_checkpoints(tmp_path: Path) -> None:
+    from talkit.errors import InputError
+    from talkit.pipelines.config import load_extract_config
+
+    rgb, flow = tmp_path / "r.pt", tmp_path / "f.pt"
+    rgb.write_bytes(b"r")
+    flow.write_bytes(b"f")
+    weights = [f"i3d.rgb_imagenet={rgb}", f"i3d.flow_imagenet={flow}"]
+    cfg = load_extract_config(None, {"weights": weights})
+    assert cfg.checkpoints_for("i3d", ("rgb", "flow")) == {"rgb": str(rgb), "flow": str(flow)}
+    with pytest.raises(InputError, match="for the flow stream, which i3d does not compute here"):
+        cfg.checkpoints_for("i3d", ("rgb",))
+
+
 # -- the command line -------------------------------------------------------------------------
 
 

@@ -267,8 +267,13 @@ class ExtractConfig(BaseModel):
             if wname.partition(".")[0] != name:
                 continue
             entry, file = resolve_weights(wname, path)
-            if entry.stream in streams:
-                out[entry.stream] = str(file)
+            if entry.stream not in streams:
+                raise InputError(
+                    f"--weights {wname} are for the {entry.stream} stream, which {name} does "
+                    f"not compute here (its streams: {', '.join(streams)})",
+                    hint=f"leave it out, or add the stream (--option {name}.streams=[...])",
+                )
+            out[entry.stream] = str(file)
         return out
 
     def checkpoint_files(self) -> list[str]:
