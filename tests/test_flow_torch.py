@@ -252,8 +252,8 @@ def test_i3d_flow_features_from_the_two_tvl1s_agree(tmp_path: Path) -> None:
     video = next((tmp_path / "videos").iterdir())
     kw = {
         "streams": ("flow",),
-        "input_size": DEMO_CONFIG["input_size"],
-        "resize_short": DEMO_CONFIG["resize_short"],
+        "input_size": DEMO_CONFIG["backbones"]["i3d"]["input_size"],
+        "resize_short": DEMO_CONFIG["backbones"]["i3d"]["resize_short"],
         "random_weights_seed": 0,
     }
     opencv = extract_video(video, flow_method="tvl1", **kw).streams["flow"]

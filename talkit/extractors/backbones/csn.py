@@ -56,6 +56,7 @@ class CSNBackbone(PytorchvideoBackbone):
     """CSN as a talkit backbone: one "rgb" stream, 2048-d."""
 
     layout = LAYOUT
+    family = "CSN-R101"
 
 
 WEIGHTS = (

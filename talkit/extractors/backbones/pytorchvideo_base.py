@@ -20,6 +20,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
+from talkit.errors import CheckpointError
 from talkit.extractors.checkpoints import identify_layout, load_strict
 from talkit.extractors.registry import BackboneSpec, NetworkBackbone, Normalisation
 
@@ -64,7 +65,10 @@ def init_random_(model: nn.Module, seed: int) -> None:
 
 
 class PytorchvideoBackbone(NetworkBackbone):
-    """A single-stream ("rgb") pytorchvideo network; subclasses set ``layout``."""
+    """A single-stream ("rgb") pytorchvideo network; subclasses set ``layout`` and
+    ``family`` (as :func:`~talkit.extractors.checkpoints.identify_layout` names it)."""
+
+    family: str = ""
 
     def __init__(self, spec: BackboneSpec, network: nn.Module) -> None:
         super().__init__(spec)
@@ -76,8 +80,19 @@ class PytorchvideoBackbone(NetworkBackbone):
         name = self.spec.name
         known = [w.name for w in weights_tables().values() if w.backbone == name]
 
+        hint = f"give {name} a {self.layout} file" + (
+            f", e.g. --weights {' or '.join(known)}" if known else ""
+        )
+        looks = identify_layout(state)
+        if looks is not None and looks != f"a pytorchvideo {self.family} checkpoint":
+            # Another backbone's file: say so, without listing hundreds of keys.
+            raise CheckpointError(
+                f"checkpoint {source} does not fit the {name} network (expected layout: "
+                f"{self.layout}); this looks like {looks}",
+                hint=hint,
+            )
+
         def describe(st: object) -> str | None:
-            looks = identify_layout(st)  # type: ignore[arg-type]
             return f"this looks like {looks}" if looks else None
 
         load_strict(
@@ -86,8 +101,7 @@ class PytorchvideoBackbone(NetworkBackbone):
             source=source,
             target=f"{name} network (expected layout: {self.layout})",
             describe=describe,
-            hint=f"give {name} a {self.layout} file"
-            + (f", e.g. --weights {' or '.join(known)}" if known else ""),
+            hint=hint,
         )
 
     def _init_random(self, seed: int) -> None:

@@ -124,6 +124,7 @@ def _slowfast(
     )
     backbone = SlowFastBackbone(spec, SlowFastNetwork(builder))
     backbone.layout = _layout(depth)
+    backbone.family = f"SlowFast-R{depth}"
     return backbone
 
 
