@@ -229,7 +229,7 @@ def test_layouts_name_mmaction2_csn_files_by_kind_and_depth() -> None:
 # -- the ircsn_152 backbone -------------------------------------------------------------------
 
 FPS, FRAMES, SIZE = 30, 80, (84, 64)  # 80 frames at 30 fps: snippets start at frames 0, 16
-SMALL = {"input_size": 32, "resize_short": 40}  # depth 152 is heavy: tiny frames on CPU
+SMALL = {"input_size": 16, "resize_short": 20}  # depth 152 is heavy: tiny frames on CPU
 WEIGHTS_NAME = "ircsn_152.ig65m_kinetics400"
 
 
@@ -291,8 +291,8 @@ def test_snippets_take_every_second_frame_and_start_16_frames_apart(videos: Path
 
 
 def _reference_snippets(video: Path) -> torch.Tensor:
-    """The snippets cut by hand: decoded frames resized (short side 40) with OpenCV,
-    centre-cropped to 32, normalised with mmaction2's mean/std, every 2nd frame."""
+    """The snippets cut by hand: decoded frames resized (short side 20) with OpenCV,
+    centre-cropped to 16, normalised with mmaction2's mean/std, every 2nd frame."""
     frames = np.stack([f.rgb for f in open_video(video).iter_frames()])
     assert frames.shape[0] == FRAMES
     h, w = frames.shape[1:3]

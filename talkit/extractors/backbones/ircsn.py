@@ -314,7 +314,7 @@ class IrCSNBackbone(NetworkBackbone):
 
         name = self.spec.name
         known = [w.name for w in weights_tables().values() if w.backbone == name]
-        hint = f"give {name} a {self.layout} file" + (
+        hint = f"give {name} an mmaction2 ir-CSN-152 checkpoint (.pth)" + (
             f", e.g. --weights {' or '.join(known)}" if known else ""
         )
         looks = identify_layout(state)
