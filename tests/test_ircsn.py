@@ -395,7 +395,7 @@ def test_a_file_of_the_right_kind_that_does_not_fit_lists_its_keys(tmp_path: Pat
 def _extract(tmp_path: Path, videos: Path, *args: str) -> list[str]:
     return [
         "extract", "--videos", str(videos), "--dataset", "d", "--store", str(tmp_path / "s"),
-        "--backbone", "ircsn_152", *args,
+        "--report", str(tmp_path / "report.json"), "--backbone", "ircsn_152", *args,
     ]  # fmt: skip
 
 
@@ -472,6 +472,8 @@ def test_cli_extracts_with_a_public_layout_checkpoint_into_a_store(
         capsys, *_extract(tmp_path, videos, "--checkpoint", f"ircsn_152={path}", *small, *run)
     )
     assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())  # the run's resolved config
+    assert report["config"]["backbones"] == {"ircsn_152": SMALL}
     store = tmp_path / "s"
     arrays = read_feature_set(store, "d/ircsn_152")["a"]
     assert arrays["rgb"].shape == (2, 2048)
