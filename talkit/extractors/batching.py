@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -107,6 +108,31 @@ def snippet_bytes(
             n *= int(d)
         inputs += n * 4  # float32
     return act + QUEUED_BATCHES * inputs
+
+
+MMAP_THRESHOLD = 4 * 2**20  # bytes: larger blocks are mapped, and unmapped when freed
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def release_large_blocks() -> bool:
+    """Make glibc return freed activation-sized blocks to the OS at once (Linux only).
+
+    glibc raises its mmap threshold each time a mapped block is freed (up to 32 MiB), so
+    after the first forward the activations of later ones come from the heap, where
+    freed blocks stay resident and fragment. Measured with I3D rgb, 64-frame snippets,
+    batch 2: peak RSS 1.70 GiB -> 1.48 GiB. A fixed threshold of :data:`MMAP_THRESHOLD`
+    keeps every large block mapped. Returns whether it was set.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):  # another C library (musl): leave it as it is
+        return False
 
 
 def available_memory() -> int | None:

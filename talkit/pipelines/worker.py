@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from talkit.errors import WorkFailedError
+from talkit.extractors.batching import release_large_blocks
 from talkit.extractors.flow import FlowComputer
 from talkit.pipelines.failures import Failure, failure_from_exception
 from talkit.pipelines.objects import clean_stale_spools, relabel, spooled
@@ -183,6 +184,7 @@ class ExtractWorker:
         self.niceness = apply_niceness(niceness) if niceness is not None else None
         if torch_threads:
             torch.set_num_threads(torch_threads)
+        release_large_blocks()  # see talkit.extractors.batching: lower peak memory
         self.jobs = list(jobs)
         self.device = device
         self.frames_fps = frames_fps
