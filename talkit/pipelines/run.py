@@ -2,9 +2,11 @@
 
 ::
 
-    plan (videos) ──► resume (skip done) ──► queue ──► Ray actors (one per CPU/GPU,
-                                                       models loaded once, one video
-                                                       per call, 2 calls in flight)
+    plan (videos) ──► resume (skip done) ──► queue ──► Ray actors (one per CPU/GPU and
+                                                       at most one per video, models
+                                                       loaded once, one video per call,
+                                                       2 calls in flight while the
+                                                       queue has work for all)
                                                             │ arrays
                      store  ◄── one commit per N videos ◄── driver (the only writer)
 

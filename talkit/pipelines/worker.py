@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from talkit.errors import WorkFailedError
-from talkit.extractors.batching import release_large_blocks
 from talkit.extractors.flow import FlowComputer
 from talkit.pipelines.failures import Failure, failure_from_exception
 from talkit.pipelines.objects import clean_stale_spools, relabel, spooled
@@ -178,6 +177,7 @@ class ExtractWorker:
     ) -> None:
         import torch
 
+        from talkit.extractors.batching import release_large_blocks
         from talkit.pipelines.niceness import apply_niceness
 
         # First, so every thread started from here on (torch's, the decoder's) inherits it.
