@@ -1,10 +1,22 @@
-"""I3D extraction: does decoding hide behind the forward pass, and does TV-L1 scale?
+"""I3D extraction: against today's common extractor, decode overlap, and TV-L1 scaling.
 
-    python benchmarks/i3d.py [--input-size 224] [--batch-size 8] [--batches 3]
+    python benchmarks/i3d.py [--small] [--seconds 60] [--skip-compare]
+                             [--input-size 224] [--batch-size 8] [--batches 3]
                              [--pairs 8] [--flow-size 224] [--repeat 2]
+                             [--skip-rgb] [--skip-flow]
 
-Two ratios, each against a baseline measured in the same run (best of ``--repeat``):
+Three comparisons, each against a baseline measured in the same run:
 
+0. Against the extractors users have today (``--skip-compare`` skips it). Baseline: a
+   script in the style of v-iashin/video_features, written here: ``cv2.VideoCapture``
+   frame by frame, BGR -> RGB, short side 256, centre crop 224, one 64-frame stack per
+   eager forward (batch 1), all CPUs as torch threads. Measured on the same 320x240
+   25 fps video (``--seconds`` long, 60 by default; ``--small``: 12 s) with the same
+   I3D RGB random weights and 64-frame snippets: ``talkit extract`` (the CLI, default
+   settings: Ray, workers, threads and ``--batch-size auto``, Ray start-up included)
+   and in-process ``extract_video``. Each runs in its own process, so each reports its
+   own peak RSS. Prints frames/s as a ratio to the baseline (target >= 1.3 for
+   ``talkit extract``) and peak RSS (target <= 1.5 GB).
 1. RGB path. Baseline: the I3D rgb forward pass alone on pre-made tensors of the same
    batch size (snippets/s). Measured: ``extract_video`` on a 320x240 H.264 video at
    25 fps (decode + resample + resize 256 + crop + normalise + forward, decoding in
@@ -18,6 +30,11 @@ Random weights: the speed of a forward pass does not depend on the weights' valu
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +45,156 @@ import torch
 
 from talkit.extractors.extract import build_backbone, extract_video
 from talkit.extractors.flow import FlowComputer, flow_spec
+
+CLIP = 64  # frames per snippet: video_features' I3D stack size (and step)
+_CHILD = "TALKIT_BENCH_CHILD"
+
+
+def _peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _rgb_backbone() -> object:
+    return build_backbone(
+        "i3d", streams=("rgb",), clip_len=CLIP, stride=CLIP, random_weights_seed=0
+    )
+
+
+def run_common_baseline(video: Path) -> dict[str, float]:
+    """video_features' way: OpenCV frame by frame, one 64-frame stack per eager forward."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    model = _rgb_backbone().models["rgb"]  # type: ignore[attr-defined]
+    cap = cv2.VideoCapture(str(video))
+    stack: list[np.ndarray] = []
+    frames = snippets = 0
+    feats = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames += 1
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        h, w = rgb.shape[:2]
+        scale = 256 / min(h, w)
+        rgb = cv2.resize(rgb, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_LINEAR)
+        top, left = (rgb.shape[0] - 224) // 2, (rgb.shape[1] - 224) // 2
+        stack.append(rgb[top : top + 224, left : left + 224])
+        if len(stack) == CLIP:
+            x = torch.from_numpy(np.stack(stack)).float().div(255).mul(2).sub(1)
+            x = x.permute(3, 0, 1, 2).unsqueeze(0)  # (1, 3, T, H, W)
+            with torch.no_grad():
+                feats.append(model.forward_features(x).numpy())
+            snippets += 1
+            stack = []
+    cap.release()
+    return {"seconds": time.perf_counter() - t0, "frames": frames, "snippets": snippets}
+
+
+def run_extract_video(video: Path) -> dict[str, float]:
+    """In-process ``extract_video``, batch from ``--batch-size auto``'s rule (one worker)."""
+    from talkit.pipelines.worker import resolve_batch_size
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    t0 = time.perf_counter()
+    backbone = _rgb_backbone()
+    batch = resolve_batch_size([backbone], None, "cpu")
+    res = extract_video(video, backbone, batch_size=batch)  # type: ignore[arg-type]
+    frames = int(res.meta["num_frames"])
+    return {
+        "seconds": time.perf_counter() - t0,
+        "frames": frames,
+        "snippets": res.num_snippets,
+        "batch_size": batch,
+    }
+
+
+def _child(kind: str, video: Path) -> None:
+    result = (run_common_baseline if kind == "baseline" else run_extract_video)(video)
+    result["peak_rss"] = _peak_rss()
+    print(json.dumps(result))
+
+
+def _in_child(kind: str, video: Path) -> dict[str, float]:
+    env = {**os.environ, _CHILD: kind}
+    out = subprocess.run(
+        [sys.executable, __file__, str(video)], env=env, check=True, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_talkit_cli(video: Path, workdir: Path) -> dict[str, float]:
+    """``talkit extract`` with default run settings on one video (Ray start-up included)."""
+    config = workdir / "i3d_rgb64.yaml"
+    config.write_text(f"streams: [rgb]\nclip_len: {CLIP}\nstride: {CLIP}\nrandom_weights_seed: 0\n")
+    listing = workdir / "videos.txt"
+    listing.write_text(f"{video}\n")
+    report = workdir / "report.json"
+    store = workdir / f"cli-{time.monotonic_ns()}.store"
+    cmd = [
+        sys.executable, "-m", "talkit.cli", "extract", "--videos", str(listing),
+        "--store", str(store), "--dataset", "bench", "--config", str(config),
+        "--report", str(report), "--quiet",
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    data = json.loads(report.read_text())
+    return {
+        "seconds": seconds,
+        "extract_s": data["extract_s"],
+        "frames": data["extracted"][0]["snippets"] * CLIP,
+        "snippets": data["totals"]["snippets"],
+        "batch_size": data["batch_size"],
+        "workers": data["ray"]["workers"],
+        "threads": data["ray"]["torch_threads"],
+        "peak_rss": data["totals"]["max_worker_peak_rss"],
+    }
+
+
+def bench_compare(args: argparse.Namespace, workdir: Path) -> None:
+    from talkit.datasets.synthetic.signature import write_signature_video
+
+    seconds = 12 if args.small else args.seconds
+    video = workdir / "common.mp4"
+    write_signature_video(video, num_frames=int(seconds * 25), fps=25, size=(320, 240), seed=2)
+    print(
+        f"one {seconds} s 320x240 25 fps video, I3D rgb {CLIP}-frame snippets, random weights, "
+        f"{os.cpu_count()} CPUs; load before: {os.getloadavg()[0]:.2f}"
+    )
+    base = _in_child("baseline", video)
+    cli = run_talkit_cli(video, workdir)
+    inproc = _in_child("extract_video", video)
+    # Frames/s over the frames each one's snippets cover (the tail past the last whole
+    # snippet is decoded by all, featurised by none).
+    rate = {k: r["snippets"] * CLIP / r["seconds"] for k, r in
+            (("base", base), ("cli", cli), ("inproc", inproc))}  # fmt: skip
+    gib = 2**30
+    print(
+        f"common extractor (cv2, batch 1, eager): {rate['base']:7.2f} frames/s  "
+        f"({base['seconds']:.1f} s, {base['snippets']} snippets, peak RSS "
+        f"{base['peak_rss'] / gib:.2f} GiB)"
+    )
+    print(
+        f"talkit extract (defaults)             : {rate['cli']:7.2f} frames/s  "
+        f"({cli['seconds']:.1f} s incl. Ray start-up, {cli['extract_s']:.1f} s extracting; "
+        f"{cli['workers']} worker(s) x {cli['threads']} thread(s), batch {cli['batch_size']}; "
+        f"worker peak RSS {cli['peak_rss'] / gib:.2f} GiB)"
+    )
+    print(
+        f"extract_video (in process)            : {rate['inproc']:7.2f} frames/s  "
+        f"({inproc['seconds']:.1f} s, batch {inproc['batch_size']}, peak RSS "
+        f"{inproc['peak_rss'] / gib:.2f} GiB)"
+    )
+    print(f"ratio talkit extract / common : {rate['cli'] / rate['base']:.3f}  (target >= 1.3)")
+    print(f"ratio extract_video / common  : {rate['inproc'] / rate['base']:.3f}")
+    print(
+        f"peak RSS talkit worker {cli['peak_rss'] / gib:.2f} GiB, extract_video "
+        f"{inproc['peak_rss'] / gib:.2f} GiB, common {base['peak_rss'] / gib:.2f} GiB  "
+        "(target <= 1.5 GB)"
+    )
+    print(f"load after: {os.getloadavg()[0]:.2f}")
 
 
 def bench_rgb(args: argparse.Namespace, workdir: Path) -> tuple[float, float]:
@@ -104,10 +271,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--flow-size", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--small", action="store_true", help="a 12 s video for the comparison")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-rgb", action="store_true")
     parser.add_argument("--skip-flow", action="store_true")
     args = parser.parse_args()
     print(f"torch threads: {torch.get_num_threads()}, OpenCV threads: {cv2.getNumThreads()}")
+    if not args.skip_compare:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_compare(args, Path(tmp))
     if not args.skip_rgb:
         with tempfile.TemporaryDirectory() as tmp:
             fwd, pipe = bench_rgb(args, Path(tmp))
@@ -125,4 +298,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get(_CHILD):
+        _child(os.environ[_CHILD], Path(sys.argv[1]))
+    else:
+        main()

@@ -172,7 +172,12 @@ def extract_command(
     threads: int | None = typer.Option(
         None, "--threads", help="Torch threads per worker (default: its share of the CPUs)."
     ),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Snippets per forward."),
+    batch_size: str | None = typer.Option(
+        None,
+        "--batch-size",
+        help="Snippets per forward: a number, or auto (the default: bounded by each "
+        "worker's memory share).",
+    ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     niceness: int | None = typer.Option(
         None,

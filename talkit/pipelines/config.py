@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from talkit.errors import CheckpointError, ConfigError, InputError
 from talkit.locations import absolute_location
@@ -119,7 +120,11 @@ class ExtractConfig(BaseModel):
     checkpoints: dict[str, str] = Field(default_factory=dict)
     weights: list[str] = Field(default_factory=list)
     random_weights_seed: int | None = None
-    batch_size: int = Field(default=8, gt=0)
+    batch_size: int | Literal["auto"] = Field(
+        default="auto",
+        description="snippets per forward; auto: bounded by the worker's memory share "
+        "(talkit.extractors.batching)",
+    )
     device: Literal["cpu", "cuda"] = "cpu"
     num_workers: int | None = Field(default=None, gt=0)
     torch_threads: int | None = Field(
@@ -170,6 +175,23 @@ class ExtractConfig(BaseModel):
     def _absolute(cls, value: dict[str, str]) -> dict[str, str]:
         """Local checkpoint paths made absolute now: Ray workers on other nodes run elsewhere."""
         return {k: absolute_location(v) for k, v in value.items()}
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> int | str:
+        """A positive number of snippets, or "auto" (one message for every other value)."""
+        if value == "auto":
+            return value
+        try:
+            number = int(str(value).strip()) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or number < 1:
+            raise PydanticCustomError(
+                "batch_size", "Input should be greater than 0, or auto (got {value})",
+                {"value": value},
+            )  # fmt: skip
+        return number
 
     @model_validator(mode="after")
     def _checks(self) -> ExtractConfig:

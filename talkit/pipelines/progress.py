@@ -231,6 +231,18 @@ def summary_table(report: RunReport) -> Table:
             f"Ray start-up {report.ray.get('startup_s', 0.0):.1f} s, models loaded "
             f"{report.ray.get('workers_ready_s', 0.0):.1f} s",
         )
+        threads = report.ray.get("torch_threads")
+        table.add_row(
+            "workers",
+            f"{threads} torch thread(s) each"
+            + (f", batch {report.batch_size}" if report.batch_size is not None else "")
+            + (f" ({report.config.get('batch_size')})" if report.config.get("batch_size") == "auto"
+               else ""),
+        )  # fmt: skip
+    if report.peak_rss:
+        peaks = sorted(report.peak_rss.values(), reverse=True)
+        shown = ", ".join(_gib(p) for p in peaks[:4]) + (", ..." if len(peaks) > 4 else "")
+        table.add_row("peak memory", f"{_gib(peaks[0])} largest worker (each: {shown})")
     table.add_row(
         "store version",
         report.version or "unchanged (nothing new to commit)",
@@ -238,6 +250,10 @@ def summary_table(report: RunReport) -> Table:
     if report.aborted:
         table.add_row("stopped", f"[red]{escape(report.aborted)}[/]")
     return table
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB"
 
 
 def failures_table(failures: list[Failure], limit: int = 20) -> Table:

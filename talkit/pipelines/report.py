@@ -73,6 +73,17 @@ class RunReport:
     aborted: str | None = None  # why the run stopped early ("interrupted" for Ctrl-C)
     stopped_by: str | None = None  # interrupt, max-failures, systematic, setup, error
     uncommitted: list[str] = field(default_factory=list)  # finished, lost to a hard stop
+    batch_size: int | None = None  # snippets per forward the workers used (auto: resolved)
+    peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
+
+    def note_peak_rss(self, worker: str, nbytes: int) -> None:
+        """Keep the highest peak resident memory a worker reported."""
+        self.peak_rss[worker] = max(int(nbytes), self.peak_rss.get(worker, 0))
+
+    @property
+    def max_peak_rss(self) -> int | None:
+        """The largest peak resident memory of any worker (bytes), None before any result."""
+        return max(self.peak_rss.values()) if self.peak_rss else None
 
     @property
     def snippets(self) -> int:
@@ -109,6 +120,7 @@ class RunReport:
                 "missing": len(self.missing),
                 "snippets": self.snippets,
                 "snippets_per_s": self.snippets_per_s,
+                "max_worker_peak_rss": self.max_peak_rss,
             },
         )
         return data

@@ -2,9 +2,11 @@
 
 ::
 
-    plan (videos) ──► resume (skip done) ──► queue ──► Ray actors (one per CPU/GPU,
-                                                       models loaded once, one video
-                                                       per call, 2 calls in flight)
+    plan (videos) ──► resume (skip done) ──► queue ──► Ray actors (one per CPU/GPU and
+                                                       at most one per video, models
+                                                       loaded once, one video per call,
+                                                       2 calls in flight while the
+                                                       queue has work for all)
                                                             │ arrays
                      store  ◄── one commit per N videos ◄── driver (the only writer)
 
@@ -345,6 +347,7 @@ class _Scheduler:
             torch_threads=res.torch_threads,
             frames_fps=cfg.frames_fps,
             niceness=cfg.niceness,
+            memory_bytes=res.memory_bytes,
         )
         self.slots.append(_Slot(name, handle, handle.ready.remote()))
 
@@ -364,6 +367,7 @@ class _Scheduler:
                 device=cfg.device,
                 torch_threads=cfg.torch_threads,
                 cpu_flow=cfg.torch_flow_on_cpu(),
+                num_videos=len(todo),
             )
             n = min(self.resources.num_workers, len(todo))
             if self.job.ray_address or self.runtime.num_nodes > 1:
@@ -381,6 +385,7 @@ class _Scheduler:
                 "cpus_per_worker": self.resources.num_cpus,
                 "gpus_per_worker": self.resources.num_gpus,
                 "torch_threads": self.resources.torch_threads,
+                "memory_per_worker": self.resources.memory_bytes,
                 "worker_starts": [],
             }
             self.observer.on_workers(n, self.runtime.num_nodes)
@@ -402,10 +407,7 @@ class _Scheduler:
         idle_since = time.monotonic()
         while queue or any(s.calls for s in self.slots):
             self._check_interrupt()
-            for slot in self._live():
-                while slot.ready and queue and len(slot.calls) < CALLS_IN_FLIGHT:
-                    item = queue.popleft()
-                    slot.calls[slot.handle.process.remote(item)] = item
+            self._hand_out(queue)
             waiting = {s.ready_ref: s for s in self._live() if not s.ready}
             calls = {ref: s for s in self.slots for ref in s.calls}
             refs = list(waiting) + list(calls)
@@ -441,6 +443,22 @@ class _Scheduler:
                 item = slot.calls.pop(ref)
                 self._on_result(slot, item, ref, queue, ray, max_spawns)
 
+    def _hand_out(self, queue: deque[VideoItem]) -> None:
+        """One call per ready worker first, then a second only while videos remain for all.
+
+        A worker's second call waits in its own queue; near the end of a run that would
+        leave one worker with two videos while another idles, so it is only sent while
+        the queue still holds a video for every worker.
+        """
+        ready = [s for s in self._live() if s.ready]
+        for depth in range(1, CALLS_IN_FLIGHT + 1):
+            for slot in ready:
+                if not queue or (depth > 1 and len(queue) < len(ready)):
+                    return
+                if len(slot.calls) < depth:
+                    item = queue.popleft()
+                    slot.calls[slot.handle.process.remote(item)] = item
+
     def _on_ready(self, slot: _Slot, ray: Any) -> None:
         from talkit import __version__
 
@@ -452,8 +470,12 @@ class _Scheduler:
                 {"worker": slot.name, "node_id": slot.node_id, "host": info.get("host"),
                  "pid": pid, "ready_s": round(time.perf_counter() - self.t_spawn, 3),
                  "niceness": info.get("niceness"),
-                 "niceness_at_start": info.get("niceness_at_start")}
+                 "niceness_at_start": info.get("niceness_at_start"),
+                 "torch_threads": info.get("torch_threads"), "batch_size": info.get("batch_size"),
+                 "memory_share": info.get("memory_share")}
             )  # fmt: skip
+            if info.get("batch_size") is not None:
+                self.report.batch_size = int(info["batch_size"])
             self._check_niceness(info, slot.node_id)
             check_version(__version__, info.get("talkit"), f"{info.get('host')} ({slot.node_id})")
             self.observer.on_worker_ready(slot.name, slot.node_id, pid)
@@ -505,6 +527,8 @@ class _Scheduler:
                                 scope=failure_scope(cause) if cause else "video"),
             )  # fmt: skip
         result.attempts = self.attempts.get(item.video_id, 0) + 1
+        if result.peak_rss is not None:
+            self.report.note_peak_rss(slot.name, result.peak_rss)
         if result.failure is not None:
             self._fail(result.failure)
             return

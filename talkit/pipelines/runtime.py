@@ -14,6 +14,14 @@ fixed request: one worker per CPU (or per GPU with ``--device cuda``), each aski
 *fraction* of a CPU. Whole-CPU requests on a 2-CPU machine leave nothing for any other
 task, which is how Ray pipelines deadlock there; a fraction above one half still makes Ray
 place one worker per CPU, so workers spread over the nodes of a cluster.
+
+A run with fewer videos than CPUs gets fewer, wider workers: ``min(CPUs, videos)`` of
+them, each with ``CPUs // workers`` torch threads, so that every core works on the few
+videos there are (one video on 2 CPUs: one worker with 2 threads, not two workers of
+which one idles). ``--threads N`` alone gives ``CPUs // N`` workers; ``--num-workers``
+and ``--threads`` together are taken as they are. Each worker's share of the cluster's
+memory (Ray's ``memory`` resource) sizes ``--batch-size auto``
+(:mod:`talkit.extractors.batching`).
 """
 
 from __future__ import annotations
@@ -196,6 +204,7 @@ class WorkerResources:
     num_gpus: float
     torch_threads: int
     device: Device
+    memory_bytes: int | None = None  # each worker's share of the memory (None: unknown)
 
     def actor_options(self) -> dict[str, Any]:
         return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
@@ -208,9 +217,12 @@ def size_workers(
     device: Device = "cpu",
     torch_threads: int | None = None,
     cpu_flow: bool = False,
+    num_videos: int | None = None,
 ) -> WorkerResources:
     """Workers and per-worker requests that fit ``resources`` (see module docstring).
 
+    ``num_videos`` (the videos this run will extract) caps the number of CPU workers, so
+    that a run with few videos gets fewer workers with more threads each.
     Torch threads default to the worker's share of the CPUs on CPU workers. A GPU worker
     gets one thread (its model runs on the GPU) unless ``cpu_flow``: then the torch TV-L1
     runs on its CPUs (``--flow-device cpu``) and gets the worker's share of them, so flow
@@ -235,7 +247,13 @@ def size_workers(
         per_gpu = gpus / n
         num_gpus = 1.0 if per_gpu >= 1 else _floor_to(per_gpu, 0.01)
     elif device == "cpu":
-        n = num_workers or max(1, int(cpus))
+        if num_workers is not None:
+            n = num_workers
+        else:
+            # Whole cores per worker: N threads each (--threads N), else one per CPU.
+            n = max(1, int(cpus) // (torch_threads or 1))
+            if num_videos is not None:
+                n = max(1, min(n, num_videos))
         num_gpus = 0.0
     else:
         raise InputError(f"unknown device {device!r}", hint="use --device cpu or --device cuda")
@@ -243,7 +261,9 @@ def size_workers(
     num_cpus = max(0.01, _floor_to(min(1.0, share) * CPU_FRACTION, 0.01))
     cpu_threads = device == "cpu" or cpu_flow
     threads = torch_threads or (max(1, math.floor(share)) if cpu_threads else 1)
-    return WorkerResources(n, num_cpus, num_gpus, threads, device)
+    memory = resources.get("memory")
+    memory_bytes = int(float(memory) / n) if memory else None
+    return WorkerResources(n, num_cpus, num_gpus, threads, device, memory_bytes)
 
 
 def _floor_to(value: float, step: float) -> float:

@@ -16,7 +16,9 @@ point that takes several backbones; only I3D exists now.)
 from __future__ import annotations
 
 import os
+import resource
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -80,6 +82,7 @@ class VideoResult:
     outputs: dict[str, VideoOutput] | None = None
     failure: Failure | None = None
     attempts: int = 1
+    peak_rss: int | None = None  # the worker process's peak resident memory so far, bytes
 
     @property
     def snippets(self) -> int:
@@ -143,6 +146,26 @@ def backbone_spec(job: BackboneJob) -> Any:
     return spec.model_copy(update={"weights": {s: f"random:{seed}" for s in spec.streams}})
 
 
+def resolve_batch_size(backbones: list[Any], memory_bytes: int | None, device: str) -> int:
+    """``--batch-size auto``: the largest batch every backbone fits in the memory share."""
+    from talkit.extractors.batching import auto_batch_size, backbone_snippet_bytes
+
+    per_snippet = max(backbone_snippet_bytes(b) for b in backbones)
+    return auto_batch_size(per_snippet, memory_bytes, device=device)
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
 def _node_id() -> str:
     try:
         import ray
@@ -163,25 +186,33 @@ class ExtractWorker:
         *,
         specs: dict[str, Any] | None = None,
         dataset: str = "dataset",
-        batch_size: int,
+        batch_size: int | str,
         device: str = "cpu",
         torch_threads: int | None = None,
         frames_fps: float | None = None,
         niceness: int | None = None,
+        memory_bytes: int | None = None,
     ) -> None:
         import torch
 
+        from talkit.extractors.batching import release_large_blocks
         from talkit.pipelines.niceness import apply_niceness
 
         # First, so every thread started from here on (torch's, the decoder's) inherits it.
         self.niceness = apply_niceness(niceness) if niceness is not None else None
         if torch_threads:
             torch.set_num_threads(torch_threads)
+        release_large_blocks()  # see talkit.extractors.batching: lower peak memory
         self.jobs = list(jobs)
-        self.batch_size = batch_size
         self.device = device
         self.frames_fps = frames_fps
         self.backbones = {job.feature_set: build_backbone(job, device) for job in self.jobs}
+        self.memory_bytes = memory_bytes
+        self.batch_size = (
+            resolve_batch_size(list(self.backbones.values()), memory_bytes, device)
+            if batch_size == "auto"
+            else int(batch_size)
+        )
         # One flow computer per backbone and worker, reused for every video.
         self.flows = {
             fs: FlowComputer(b.spec.flow, workers=1) if b.spec.flow is not None else None
@@ -218,6 +249,9 @@ class ExtractWorker:
             "niceness": None if self.niceness is None else self.niceness.achieved,
             "niceness_at_start": None if self.niceness is None else self.niceness.at_start,
             "niceness_error": None if self.niceness is None else self.niceness.error,
+            "torch_threads": _torch_threads(),
+            "batch_size": self.batch_size,
+            "memory_share": self.memory_bytes,
         }
 
     def process(self, item: VideoItem) -> VideoResult:
@@ -245,9 +279,13 @@ class ExtractWorker:
             if spool is not None:
                 failure = replace(failure, message=relabel(failure.message, *spool))
             return VideoResult(
-                item, self.node_id, self.pid, time.perf_counter() - t0, failure=failure
-            )
-        return VideoResult(item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs)
+                item, self.node_id, self.pid, time.perf_counter() - t0, failure=failure,
+                peak_rss=peak_rss(),
+            )  # fmt: skip
+        return VideoResult(
+            item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs,
+            peak_rss=peak_rss(),
+        )  # fmt: skip
 
     def _extract_all(
         self, item: VideoItem, path: Path, source: Fingerprint
