@@ -25,6 +25,9 @@ TEST_EVERY_EPOCH. What differs from the preset, and why:
   loss still falling slowly; standardized, it learns within 200.
 
 The checkpoint is chosen on validation videos carved from training, never the test set.
+The bar is 3x the larger whole-video baseline: one whole-video detection per class the
+model predicts (the report's ``baseline_whole_video``), or per ground-truth class, score 1
+(as BaSNet's and LGBM-Net's quality test).
 One torch thread: DGAM's layers are small, and a second thread on a shared 2-core machine
 only oversubscribes it.
 
@@ -37,7 +40,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import make_store, thumos_every
+from train_helpers import make_store, oracle_whole_video, thumos_every
 
 from talkit.wtal_heads.config import RunConfig, load_config
 from talkit.wtal_heads.train import train
@@ -84,6 +87,11 @@ def test_dgam_beats_the_whole_video_baseline(tmp_path: Path, real_data: Path, se
         torch.set_num_threads(threads)
     got = result.report["result"]["average_mAP"][AVERAGE] * 100
     base = result.report["baseline_whole_video"]["average_mAP"][AVERAGE] * 100
-    print(f"dgam seed {seed}: average mAP {AVERAGE} {got:.2f}; whole-video {base:.2f}")
-    assert base > 0  # the baseline is scored, not assumed
-    assert got >= 3 * base, (seed, got, base)
+    oracle = oracle_whole_video(gt, AVERAGE) * 100
+    print(
+        f"dgam seed {seed}: average mAP {AVERAGE} {got:.2f}; whole-video {base:.2f} "
+        f"(with the ground-truth classes {oracle:.2f})"
+    )
+    trivial = max(base, oracle)
+    assert trivial > 0  # the baseline is scored, not assumed
+    assert got >= 3 * trivial, (seed, got, base, oracle)
