@@ -21,9 +21,9 @@ TEST_EVERY_EPOCH. What differs from the preset, and why:
   as the classifiers fit the 60 videos (with or without L_recon), so the rest of the
   schedule would not change the selected checkpoint.
 - ``data.standardize``: on the raw synthetic features DGAM did not move off chance in 600
-  iterations (seed 0: best validation average mAP 0.78, test 0.44, under the whole-video baseline with
-  the ground-truth classes, 0.66), the classifier's
-  loss still falling slowly; standardized, it learns within 200.
+  iterations (seed 0: best validation average mAP 0.78, test 0.44, under the whole-video
+  baseline with the ground-truth classes, 0.66), the classifier's loss still falling
+  slowly; standardized, it learns within 200.
 
 The checkpoint is chosen on validation videos carved from training, never the test set.
 The bar is 3x the larger whole-video baseline: one whole-video detection per class the
