@@ -1,8 +1,10 @@
-"""Benchmark: s/iter of BaSNet, LGBM-Net and D2-Net at the paper's width, batch and T.
+"""Benchmark: s/iter of BaSNet, LGBM-Net, D2-Net and DGAM at the paper's width, batch and T.
 
-For each head (the ``{head}_thumos14`` preset: width 2048, batch 16 (D2-Net 20), T = 750
-unless ``--num-segments`` says otherwise; D2-Net sampled (stratified) to exactly T, where its
-preset crops at most T) it measures, in the same run:
+For each head (the ``{head}_thumos14`` preset: width 2048, batch 16 (D2-Net 20, DGAM 32),
+the preset's T (750; DGAM 400) unless ``--num-segments`` says otherwise; D2-Net sampled
+(stratified) to exactly T, where its preset crops at most T; DGAM with one-step stages, so
+that both measurements alternate a CVAE step and a model step alike) it measures, in the
+same run:
 
 - loop: seconds per iteration of ``talkit.wtal_heads.train.train`` itself, reading a
   synthetic THUMOS-shaped store (2048-d, ``--videos`` videos) through the real data path
@@ -15,7 +17,7 @@ Prints both, their ratio compute / loop (target >= 0.9: the data path and the lo
 most ~10%), and LGBM-Net / BaSNet for each (target <= 1.5).
 
     python benchmarks/heads.py [--iterations 3] [--num-segments 750] [--threads 2]
-        [--videos 24] [--store DIR] [--heads basnet,lgbm,d2net]
+        [--videos 24] [--store DIR] [--heads basnet,lgbm,d2net,dgam]
 """
 
 from __future__ import annotations
@@ -61,16 +63,21 @@ def build_store(root: Path, videos: int) -> tuple[str, Path]:
     return url, gt
 
 
-def config(head: str, num_segments: int, iterations: int) -> RunConfig:
+def config(head: str, num_segments: int | None, iterations: int) -> RunConfig:
     # D2-Net's preset crops at most T snippets (batches as long as their longest crop); the
     # benchmark samples exactly T (stratified) so the loop's batches have the in-memory shape.
-    sampling = {"data.sampling": "stratified"} if head == "d2net" else {}
+    extra: dict[str, object] = {"data.sampling": "stratified"} if head == "d2net" else {}
+    if head == "dgam":
+        # A DGAM step is a CVAE step or a model step (different costs), in stages of
+        # stage_iterations steps. With 1-step stages the loop's timed iterations 2..N and the
+        # in-memory steps 1..N-1 (after the warm-up step 0) are the same stage sequence.
+        extra["model.params.stage_iterations"] = 1
+    if num_segments is not None:
+        extra["data.num_segments"] = extra["data.eval_num_segments"] = num_segments
     return load_config(
         f"{head}_thumos14",
         {
-            **sampling,
-            "data.num_segments": num_segments,
-            "data.eval_num_segments": num_segments,
+            **extra,
             "data.num_workers": 0,
             "data.val_fraction": 0.05,
             "train.iterations": iterations,
@@ -118,11 +125,13 @@ def compute_seconds(cfg: RunConfig, steps: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=3, help="loop iterations (>= 2)")
-    ap.add_argument("--num-segments", type=int, default=750, help="T (the preset's: 750)")
+    ap.add_argument(
+        "--num-segments", type=int, default=None, help="T (default: each preset's, 750; DGAM 400)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--videos", type=int, default=24, help="videos per subset in the store")
     ap.add_argument("--store", type=Path, default=None, help="reuse/keep the store in this dir")
-    ap.add_argument("--heads", default="basnet,lgbm,d2net")
+    ap.add_argument("--heads", default="basnet,lgbm,d2net,dgam")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     heads = args.heads.split(",")
