@@ -334,3 +334,24 @@ def test_each_preset_header_states_its_backbones_snippet_settings() -> None:
                 assert f"sampling rate {spec.sampling_rate}" in header, name
                 assert f"every {spec.stride} frames" in header, name
             assert f"{sum(spec.streams.values())}" in header, name
+
+
+def test_slowfast_without_pytorchvideo_says_which_extra_to_install(tmp_path: Path) -> None:
+    """pytorchvideo is in the `backbones` extra: a missing one is a one-line hint, exit 2."""
+    import subprocess
+    import sys
+
+    videos = tmp_path / "videos.txt"
+    videos.write_text(f"{GOLDEN / 'video.mp4'}\n")
+    store = tmp_path / "s.store"
+    code = (
+        "import sys; sys.modules['pytorchvideo'] = None; sys.modules['pytorchvideo.models'] = None\n"
+        "from talkit.cli import main\n"
+        f"sys.argv = ['talkit', 'extract', '--videos', {str(videos)!r}, '--dataset', 'd',"
+        f" '--store', {str(store)!r}, '--backbone', 'slowfast_r50', '--random-weights', '0']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert 'pip install "talkit[backbones]"' in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -20,7 +20,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from talkit.errors import CheckpointError
+from talkit.errors import CheckpointError, InputError
 from talkit.extractors.checkpoints import identify_layout, load_strict
 from talkit.extractors.registry import BackboneSpec, NetworkBackbone, Normalisation
 
@@ -37,7 +37,13 @@ def hub() -> ModuleType:
     warning (raised inside pytorchvideo at import, nothing a user can act on)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script")
-        from pytorchvideo.models import hub as module
+        try:
+            from pytorchvideo.models import hub as module
+        except ImportError as exc:
+            raise InputError(
+                f"SlowFast and CSN-R101 need pytorchvideo, which is not importable here ({exc})",
+                hint='install the backbones extra: pip install "talkit[backbones]"',
+            ) from exc
     return module
 
 
