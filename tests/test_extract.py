@@ -13,8 +13,8 @@ import torch
 from talkit.datasets.synthetic.signature import write_signature_video
 from talkit.errors import CheckpointError, InputError
 from talkit.extractors import ShortVideoWarning, build_backbone, extract_video
-from talkit.extractors.preprocess import Preprocess
 from talkit.extractors.flow import FlowComputer
+from talkit.extractors.preprocess import Preprocess
 from talkit.extractors.registry import get
 from talkit.extractors.sampling import SnippetBatch
 
