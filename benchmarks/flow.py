@@ -184,8 +184,8 @@ def bench_features(workdir: Path) -> None:
     generate_videos(workdir, num_videos=3, size=DEMO_SIZE, duration_s=4.0, seed=11)
     kw = {
         "streams": ("flow",),
-        "input_size": DEMO_CONFIG["input_size"],
-        "resize_short": DEMO_CONFIG["resize_short"],
+        "input_size": DEMO_CONFIG["backbones"]["i3d"]["input_size"],
+        "resize_short": DEMO_CONFIG["backbones"]["i3d"]["resize_short"],
         "random_weights_seed": 0,
     }
     feats: dict[str, list[np.ndarray]] = {"tvl1": [], "tvl1_torch": [], "fast": [], "farneback": []}

@@ -121,3 +121,27 @@ def moto_session() -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+def embedded_ray_with_aws(
+    endpoint: str, home: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """An embedded Ray (2 CPUs) whose workers see moto's AWS environment; yields its address.
+
+    Ray workers inherit the driver's environment at ``ray.init``, so a Ray started by
+    another module without these variables is shut down first.
+    """
+    import pytest
+    import ray
+
+    with pytest.MonkeyPatch.context() as mp:
+        set_environment(mp, aws_environment(endpoint, home))
+        for key, value in (extra_env or {}).items():
+            mp.setenv(key, value)
+        if ray.is_initialized():
+            ray.shutdown()
+        ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ctx.address_info["address"]
+    finally:
+        ray.shutdown()

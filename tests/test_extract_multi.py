@@ -305,3 +305,28 @@ def test_memory_follows_the_snippet_windows_not_the_video_length(
     # The bound: two batches being filled per backbone, plus the pairs of those windows.
     windows = sum(2 * 4 * (m.spec.clip_len + 1) for m in chosen.values())
     assert peaks[1] <= 2 * windows
+
+
+@pytest.mark.slow
+def test_i3d_slowfast_and_csn_from_one_decode_equal_their_single_runs(
+    tmp_path: Path, decodes: list[str]
+) -> None:
+    """The issue's case: SlowFast and CSN read 30 fps video at 15 fps (sampling rate 2,
+    32-frame snippets, short side 64 here), I3D at 25 fps; one decode serves all three."""
+    path = tmp_path / "v30.mp4"
+    write_signature_video(path, num_frames=80, fps=30, size=(80, 64), seed=6)
+    small = {"input_size": 64, "resize_short": 64}
+    chosen = {
+        "i3d": build_backbone("i3d", random_weights_seed=0, streams=("rgb",), **small),
+        "slowfast_r50": build_backbone("slowfast_r50", random_weights_seed=0, **small),
+        "csn_r101": build_backbone("csn_r101", random_weights_seed=0, **small),
+    }
+    multi = extract_video_multi(path, chosen, batch_size=2)
+    assert decodes == [str(path)]
+    # One resize (short side 64) for all three: each decoded frame shown at 25 or 15 fps
+    # is resized once.
+    assert multi["i3d"].meta["decode"]["resized_frames"] == len(_sources_shown(path, [25, 15]))
+    for name, model in chosen.items():
+        _assert_same(multi[name], extract_video(path, model, batch_size=2))
+        assert multi[name].num_snippets > 0
+    assert multi["slowfast_r50"].streams["rgb"].shape[1] == 2304

@@ -189,9 +189,9 @@ def test_flow_options_in_the_extract_config() -> None:
     from talkit.pipelines.config import load_extract_config
 
     cfg = load_extract_config(None, {"flow": "tvl1_torch", "device": "cpu", "flow_batch": 16})
-    options = cfg.backbone_options()
+    options = cfg.options_for("i3d")
     assert options["flow_device"] == "cpu" and options["flow_batch"] == 16
-    assert load_extract_config(None, {"flow": "tvl1"}).backbone_options()["flow_device"] is None
+    assert load_extract_config(None, {"flow": "tvl1"}).options_for("i3d")["flow_device"] is None
     with pytest.raises(ConfigError, match="--device cuda"):
         load_extract_config(
             None,
@@ -252,8 +252,8 @@ def test_i3d_flow_features_from_the_two_tvl1s_agree(tmp_path: Path) -> None:
     video = next((tmp_path / "videos").iterdir())
     kw = {
         "streams": ("flow",),
-        "input_size": DEMO_CONFIG["input_size"],
-        "resize_short": DEMO_CONFIG["resize_short"],
+        "input_size": DEMO_CONFIG["backbones"]["i3d"]["input_size"],
+        "resize_short": DEMO_CONFIG["backbones"]["i3d"]["resize_short"],
         "random_weights_seed": 0,
     }
     opencv = extract_video(video, flow_method="tvl1", **kw).streams["flow"]

@@ -80,12 +80,19 @@ def test_planned_paths_and_checkpoints_are_absolute_for_other_nodes(
     ):
         assert [i.path for i in plan.items] == [tmp_path / "vids" / "a.mp4"], plan.kind
     cfg = ExtractConfig.model_validate(
-        {"checkpoints": {"rgb": "w/rgb.pt", "flow": "~/flow.pt", "x": "s3://b/x.pt"}}
+        {
+            "backbones": {"i3d": {}, "slowfast_r50": {}},
+            "checkpoints": {
+                "i3d.rgb": "w/rgb.pt",
+                "i3d.flow": "~/flow.pt",
+                "slowfast_r50": "s3://b/x.pt",
+            },
+        }
     )
     assert cfg.checkpoints == {
-        "rgb": str(tmp_path / "w" / "rgb.pt"),
-        "flow": str(Path.home() / "flow.pt"),
-        "x": "s3://b/x.pt",
+        "i3d.rgb": str(tmp_path / "w" / "rgb.pt"),
+        "i3d.flow": str(Path.home() / "flow.pt"),
+        "slowfast_r50": "s3://b/x.pt",
     }
 
 
@@ -193,12 +200,16 @@ def test_workers_request_fractional_cpus_that_fit_the_cluster() -> None:
 
 
 def test_thumos14_preset_has_the_paper_defaults() -> None:
+    from talkit.extractors import get
+
     cfg = load_extract_config("thumos14_i3d")
-    assert (cfg.fps, cfg.clip_len, cfg.stride) == (25.0, 16, 16)
-    assert (cfg.resize_short, cfg.input_size, cfg.flow) == (256, 224, "tvl1")
-    assert cfg.streams == ["rgb", "flow"] and cfg.backbones == ["i3d"]
+    assert list(cfg.backbones) == ["i3d"]
+    spec = get("i3d", **cfg.options_for("i3d")).spec
+    assert (spec.fps, spec.clip_len, spec.stride, spec.sampling_rate) == (25.0, 16, 16, 1)
+    assert (spec.resize_short, spec.input_size, spec.flow.method) == (256, 224, "tvl1")
+    assert list(spec.streams) == ["rgb", "flow"]
     by_name = load_extract_config("thumos14_i3d", {"input_size": 112, "flow": None})
-    assert by_name.input_size == 112 and by_name.flow == "tvl1"
+    assert by_name.backbones["i3d"] == {"input_size": 112}
 
 
 def test_bad_config_values_name_the_field() -> None:
@@ -206,7 +217,7 @@ def test_bad_config_values_name_the_field() -> None:
         load_extract_config(None, {"batch_size": 0})
     with pytest.raises(ConfigError, match=r"presets: .*thumos14_i3d"):
         load_extract_config("no_such_preset")
-    assert ExtractConfig().backbone_options()["flow_method"] == "tvl1"
+    assert ExtractConfig().options_for("i3d") == {"flow_device": None}
 
 
 # -- failures and records -----------------------------------------------------------------

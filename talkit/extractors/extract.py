@@ -15,7 +15,7 @@ snippets for N frames at 25 fps, snippet i covering [16 i / 25, (16 i + 16) / 25
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,36 +117,27 @@ def extract_video(
     path: str | Path,
     backbone: str | Backbone = "i3d",
     checkpoints: Mapping[str, str | Path] | None = None,
-    streams: Sequence[str] = ("rgb", "flow"),
     *,
     batch_size: int = 8,
     device: str | torch.device | None = None,
     random_weights_seed: int | None = None,
-    flow_method: str = "tvl1",
     flow_workers: int = 1,
-    flow_quantize_8bit: bool = False,
-    flow_region: str = "frame",
-    flow_device: str = "auto",
-    flow_batch: int | None = None,
-    flow_compile: bool = True,
-    input_size: int = 224,
-    resize_short: int | None = 256,
     video_backend: str = "auto",
     fps_for_frames: float | None = None,
     tolerate_damage: bool = False,
     flow_computer: FlowComputer | None = None,
     queue_size: int = 2,
     progress: Callable[[int], None] | None = None,
+    **options: Any,
 ) -> VideoFeatures:
     """Extract snippet features of one video (file or frame folder), in this process.
 
-    ``backbone`` is a registered name (built here with ``input_size``, ``resize_short``,
-    ``streams`` and the flow options) or a backbone from :func:`build_backbone`, which
-    is faster for many videos (then those options must be left at their defaults).
-    ``flow_computer`` likewise lets many videos share one pool of flow workers.
-    ``flow_device`` ("auto": the model's device), ``flow_batch`` and ``flow_compile`` set
-    how the torch TV-L1 (``flow_method="tvl1_torch"``) runs; the device is recorded in the
-    spec.
+    ``backbone`` is a registered name, built here with ``options`` (its factory's
+    keywords: ``streams``, ``input_size``, ``flow_method`` ... for I3D; see
+    ``talkit.extractors.registry.default_options(name)``, the one place their defaults
+    live), or a backbone from :func:`build_backbone`, which is faster for many videos
+    (then no options may be given). ``flow_device="auto"`` runs the torch TV-L1 on the
+    model's device. ``flow_computer`` lets many videos share one pool of flow workers.
     ``device`` ("cpu", "cuda", ...) moves the backbone there; None leaves a built
     backbone where it is, and runs a new one on the CPU.
     ``progress`` is called with the number of snippets done after each batch.
@@ -155,64 +146,24 @@ def extract_video(
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(backbone, Backbone):
-        defaults = {
-            "streams": ("rgb", "flow"),
-            "flow_method": "tvl1",
-            "flow_quantize_8bit": False,
-            "flow_region": "frame",
-            "flow_device": "auto",
-            "flow_batch": None,
-            "flow_compile": True,
-            "input_size": 224,
-            "resize_short": 256,
-        }
-        given = {
-            "streams": tuple(streams),
-            "flow_method": flow_method,
-            "flow_quantize_8bit": flow_quantize_8bit,
-            "flow_region": flow_region,
-            "flow_device": flow_device,
-            "flow_batch": flow_batch,
-            "flow_compile": flow_compile,
-            "input_size": input_size,
-            "resize_short": resize_short,
-        }
-        changed = sorted(k for k in given if given[k] != defaults[k] and k != "streams")
-        if tuple(streams) not in (defaults["streams"], tuple(backbone.spec.streams)):
-            changed.append("streams")
-        if changed:
+        if options:
             raise InputError(
-                f"extract_video got a built backbone and also {', '.join(changed)}",
+                f"extract_video got a built backbone and also {', '.join(sorted(options))}",
                 hint="set these when building it (build_backbone(name, ...)), not here",
             )
-        model = build_backbone(
-            backbone,
-            checkpoints=checkpoints,
-            random_weights_seed=random_weights_seed,
-            device=device,
+    elif options.get("flow_device") == "auto":
+        options["flow_device"] = resolve_flow_device(
+            str(options.get("flow_method", registry.default_options(backbone).get("flow_method"))),
+            "auto",
+            device,
         )
-    else:
-        options: dict[str, Any] = {
-            "streams": tuple(streams),
-            "input_size": input_size,
-            "resize_short": resize_short,
-        }
-        if "flow" in streams:
-            options.update(
-                flow_method=flow_method,
-                flow_quantize_8bit=flow_quantize_8bit,
-                flow_region=flow_region,
-                flow_device=resolve_flow_device(flow_method, flow_device, device),
-                flow_batch=flow_batch,
-                flow_compile=flow_compile,
-            )
-        model = build_backbone(
-            backbone,
-            checkpoints=checkpoints,
-            random_weights_seed=random_weights_seed,
-            device=device,
-            **options,
-        )
+    model = build_backbone(
+        backbone,
+        checkpoints=checkpoints,
+        random_weights_seed=random_weights_seed,
+        device=device,
+        **options,
+    )
     spec = model.spec
     owned_flow = None
     if spec.flow is not None and flow_computer is None:

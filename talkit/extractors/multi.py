@@ -145,10 +145,10 @@ class _Job:
 
 def _snippet_specs(spec: BackboneSpec) -> tuple[SnippetSpec, SnippetSpec]:
     """(output, read): flow needs one frame past each snippet; "pad" repeats the last."""
-    output = SnippetSpec(spec.fps, spec.clip_len, spec.stride, "drop")
+    output = spec.snippet_spec("drop")
     if spec.flow is None:
         return output, output
-    return output, SnippetSpec(spec.fps, spec.clip_len + 1, spec.stride, "pad")
+    return output, spec.snippet_spec("pad", extra_frames=1)
 
 
 def _jobs(

@@ -10,25 +10,32 @@ A backbone maps preprocessed snippets to features, one array per stream::
     batch = {"rgb": (N, 3, T, H, W) float32, "flow": (N, 2, T, H, W) float32}
     backbone.extract(batch) -> {"rgb": (N, 1024) float32, "flow": (N, 1024) float32}
 
-Single-stream backbones (SlowFast, CSN, TDN, ViViT) use one stream name, e.g. "rgb".
+Single-stream backbones (SlowFast, CSN, TDN, ViViT) use one stream name, "rgb". The
+networks themselves live in ``talkit/extractors/backbones/`` (one module per family):
+each is a ``torch.nn.Module`` whose ``forward_features`` takes and returns the same
+``{stream: tensor}`` mappings (see :class:`NetworkBackbone`). Each family's known public
+checkpoints are data next to its architecture (:mod:`talkit.extractors.weights`).
 """
 
 from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
 
 from talkit.errors import CheckpointError, InputError
 from talkit.extractors.flow import FlowSpec
+from talkit.extractors.sampling import SnippetSpec
 from talkit.extractors.video import FRAME_COLOURS
+from talkit.extractors.weights import Weights
 
 
 class Normalisation(BaseModel):
@@ -48,6 +55,13 @@ class Normalisation(BaseModel):
 class BackboneSpec(BaseModel):
     """Everything that determines a backbone's features; stored with them.
 
+    The snippet definition: frames are taken from the video at ``fps`` (by timestamp),
+    a snippet is ``clip_len`` network frames taken every ``sampling_rate``-th of those
+    frames, and snippet starts are ``stride`` frames (at ``fps``) apart. I3D: 25 fps, 16
+    frames at rate 1, stride 16. SlowFast 8x8: 30 fps, 32 frames at rate 2 (2.13 s),
+    stride 16. :meth:`snippet_spec` turns this into what the sampler reads (frames at
+    ``fps / sampling_rate``), the one place the two are related.
+
     ``weights`` says per stream where its weights came from: ``sha256:<hex>`` of a
     checkpoint file, ``random:<seed>`` for seeded random weights (never real features),
     or ``unset`` before either happened.
@@ -59,6 +73,7 @@ class BackboneSpec(BaseModel):
     fps: float = Field(gt=0)
     clip_len: int = Field(gt=0)
     stride: int = Field(gt=0)
+    sampling_rate: int = Field(default=1, gt=0)
     input_size: int = Field(gt=0)
     resize_short: int | None = 256
     crop: Literal["center", "none"] = "center"
@@ -69,6 +84,30 @@ class BackboneSpec(BaseModel):
     weights: dict[str, str] = {}
     feature: str = ""
     dtype: str = "float32"
+
+    @model_validator(mode="after")
+    def _stride_on_the_sampling_grid(self) -> BackboneSpec:
+        if self.stride % self.sampling_rate:
+            raise ValueError(
+                f"{self.name}: stride {self.stride} is not a multiple of the sampling rate "
+                f"{self.sampling_rate}; snippets must start on sampled frames"
+            )
+        return self
+
+    def snippet_spec(self, tail: str = "drop", *, extra_frames: int = 0) -> SnippetSpec:
+        """What the sampler reads: frames at ``fps / sampling_rate``, ``clip_len`` (+
+        ``extra_frames``, e.g. one more for flow) per snippet, starts ``stride /
+        sampling_rate`` of them apart. Snippet i then covers ``[i * stride / fps,
+        (i * stride + clip_len * sampling_rate) / fps)`` seconds."""
+        from talkit.extractors.resample import to_fraction
+
+        fps = to_fraction(self.fps) / self.sampling_rate if self.sampling_rate > 1 else self.fps
+        return SnippetSpec(
+            fps,
+            self.clip_len + extra_frames,
+            self.stride // self.sampling_rate,
+            tail,  # type: ignore[arg-type]
+        )
 
     @property
     def is_random(self) -> bool:
@@ -101,19 +140,23 @@ class BackboneSpec(BaseModel):
         }
         if self.flow is not None:
             params["flow"] = self.flow.model_dump(mode="json")
+        if self.sampling_rate != 1:  # the named fields below are those of the read frames
+            params["sampling_rate"] = self.sampling_rate
+            params["base_fps"] = float(self.fps)
         if self.is_random:
             params["warning"] = "random weights: for tests and demos, not real features"
         checkpoints = {
             stream: None if w == "unset" else w.removeprefix("sha256:")
             for stream, w in self.weights.items()
         }
+        read = self.snippet_spec()
         return FeatureSetSpec(
             backbone=self.name,
             streams=dict(self.streams),
             dtype=self.dtype if self.dtype in ("float32", "float16") else "float32",  # type: ignore[arg-type]
-            fps=float(self.fps),
-            clip_len=self.clip_len,
-            stride=self.stride,
+            fps=float(read.fps),
+            clip_len=read.clip_len,
+            stride=read.stride,
             params=params,
             checkpoints=checkpoints,
         )
@@ -191,26 +234,108 @@ def exact_fp32(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+class NetworkBackbone(Backbone):
+    """A backbone around one ``nn.Module`` (``self.network``) with timm's ``forward_features``.
+
+    The network's ``forward_features`` takes ``{stream: (N, C, T, H, W)}`` and returns
+    ``{stream: (N, D)}``: one contract for two-stream I3D (one sub-network per stream) and
+    single-stream SlowFast/CSN (``{"rgb": ...}``). A family implements ``_load_state``
+    (strict loading of its public layout into one stream) and ``_init_random``.
+    """
+
+    network: nn.Module
+    layout: str = ""  # the checkpoint layout this backbone loads, for error messages
+
+    @abstractmethod
+    def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load a state dict into ``stream``'s weights strictly (CheckpointError if not)."""
+
+    @abstractmethod
+    def _init_random(self, seed: int) -> None:
+        """Seeded random weights for every stream."""
+
+    def load_checkpoint(self, stream: str, path: str | Path) -> str:
+        from talkit.extractors.checkpoints import file_sha256, read_state_dict
+
+        self._check_stream(stream)
+        path = Path(path)
+        self._load_state(stream, read_state_dict(path), str(path))
+        self.network.to(self.device).eval()
+        digest = file_sha256(path)
+        self._set_weights(stream, f"sha256:{digest}")
+        return digest
+
+    def random_weights(self, seed: int) -> None:
+        self._init_random(int(seed))
+        self.network.to(self.device).eval()
+        for stream in self.spec.streams:
+            self._set_weights(stream, f"random:{int(seed)}")
+
+    def to(self, device: str | torch.device) -> NetworkBackbone:
+        super().to(device)
+        self.network.to(self.device)
+        return self
+
+    def extract(self, batch: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        name = self.spec.name
+        missing = [s for s in self.spec.streams if s not in batch]
+        if missing:
+            raise InputError(
+                f"{name} extract: batch lacks stream(s) {', '.join(missing)}",
+                hint=f"give a tensor for each of {', '.join(self.spec.streams)}",
+            )
+        self.require_weights()
+        inputs: dict[str, torch.Tensor] = {}
+        n = 0
+        for stream in self.spec.streams:
+            x = torch.as_tensor(batch[stream])
+            c = self.spec.input_channels[stream]
+            if x.ndim != 5 or x.shape[1] != c:
+                raise InputError(
+                    f"{name} {stream} stream expects (N, {c}, T, H, W) float tensors; got "
+                    f"{tuple(x.shape)}"
+                )
+            x = x.to(self.device, torch.float32)
+            n = x.shape[0]
+            if n == 1:
+                # oneDNN picks another 3-D convolution kernel for a batch of one, whose
+                # sums round differently; running a lone snippet as a pair keeps features
+                # independent of the batch size (bit-identical for sizes >= 2).
+                x = x.expand(2, *x.shape[1:])
+            inputs[stream] = x
+        with torch.inference_mode(), exact_fp32(self.device):
+            feats = self.network.forward_features(inputs)
+        return {s: feats[s][:n].float().cpu().numpy() for s in self.spec.streams}
+
+
 BackboneFactory = Callable[..., Backbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
+_WEIGHTS: dict[str, Weights] = {}
 F = TypeVar("F", bound=BackboneFactory)
 
 
-def register_backbone(name: str) -> Callable[[F], F]:
-    """Decorator: make ``get(name, **options)`` call this factory."""
+def register_backbone(name: str, *, weights: Sequence[Weights] = ()) -> Callable[[F], F]:
+    """Decorator: make ``get(name, **options)`` call this factory; ``weights`` is its
+    table of known public checkpoints (:class:`talkit.extractors.weights.Weights`)."""
 
     def decorate(factory: F) -> F:
         if name in _REGISTRY and _REGISTRY[name] is not factory:
             raise ValueError(f"backbone {name!r} is registered twice")
         _REGISTRY[name] = factory
+        for entry in weights:
+            if entry.backbone != name:
+                raise ValueError(
+                    f"weights {entry.name!r} belong to {entry.backbone!r}, not {name!r}"
+                )
+            _WEIGHTS[entry.name] = entry
         return factory
 
     return decorate
 
 
 def _load_builtin() -> None:
-    # Importing the modules runs their @register_backbone decorators.
-    from talkit.extractors import i3d  # noqa: F401
+    # Importing the package imports every family module, which runs their decorators.
+    import talkit.extractors.backbones  # noqa: F401
 
 
 def available() -> list[str]:
@@ -219,19 +344,48 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get(name: str, **options: object) -> Backbone:
-    """A new backbone instance; ``options`` are the factory's keywords (e.g. input_size)."""
+def weights_tables() -> dict[str, Weights]:
+    """Every known public checkpoint by name (``slowfast_r50.kinetics400``, ...)."""
+    _load_builtin()
+    return dict(_WEIGHTS)
+
+
+def _factory(name: str) -> BackboneFactory:
     _load_builtin()
     if name not in _REGISTRY:
         raise InputError(
             f"unknown backbone {name!r}", hint=f"available: {', '.join(sorted(_REGISTRY))}"
         )
-    factory = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """The backbone's options and their defaults: its factory's keywords, the one source."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(_factory(name)).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def get(name: str, **options: object) -> Backbone:
+    """A new backbone instance; ``options`` are the factory's keywords (e.g. input_size)."""
+    factory = _factory(name)
     try:
         inspect.signature(factory).bind(**options)
     except TypeError as exc:
         raise InputError(
             f"bad options for backbone {name!r}: {exc}",
-            hint=f"its options are: {inspect.signature(factory)}",
+            hint=f"its options are: {', '.join(default_options(name)) or 'none'}",
         ) from exc
-    return factory(**options)
+    try:
+        return factory(**options)
+    except ValidationError as exc:  # a spec the options make impossible
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(
+            f"bad options for backbone {name!r}: "
+            + (f"{where}: " if where else "")
+            + str(first["msg"]).removeprefix("Value error, "),
+            hint=f"its defaults are: {default_options(name)}",
+        ) from None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+import yaml
 from rich.console import Console
 
 from talkit.cli_options import comma_list, command_line, key_value
@@ -24,9 +26,11 @@ def _split(text: str | None) -> list[str] | None:
     return items
 
 
-def _resize_short(text: str | None) -> int | None:
-    if text is None or text.strip().lower() == "none":
-        return None  # "none" is applied after loading (None means "not given" there)
+def _resize_short(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return "none"  # a square resize; the config turns it into None for the backbone
     try:
         return int(text)
     except ValueError:
@@ -36,18 +40,51 @@ def _resize_short(text: str | None) -> int | None:
 
 
 def parse_checkpoints(values: list[str]) -> dict[str, str]:
-    """``["rgb=a.pt", "flow=b.pt"]`` -> ``{"rgb": "a.pt", "flow": "b.pt"}``."""
+    """``["i3d.flow=b.pt", "slowfast_r50=s.pyth", "rgb=a.pt"]`` -> ``{key: path}``.
+
+    Keys are ``BACKBONE.STREAM``, ``BACKBONE`` (its only stream) or, when the run has a
+    single backbone, ``STREAM``; the config resolves them (``ExtractConfig``).
+    """
     out: dict[str, str] = {}
     for value in values:
-        stream, path = key_value(
+        key, path = key_value(
             value,
             option="--checkpoint",
-            form="STREAM=PATH",
-            example="--checkpoint rgb=rgb_imagenet.pt --checkpoint flow=flow_imagenet.pt",
+            form="BACKBONE.STREAM=PATH, BACKBONE=PATH or STREAM=PATH",
+            example="--checkpoint i3d.rgb=rgb_imagenet.pt --checkpoint slowfast_r50=SLOWFAST_8x8_R50.pyth",
         )
         if not Path(path).expanduser().is_file():
             raise InputError(f"--checkpoint {value}: no such file {path}")
-        out[stream] = str(Path(path).expanduser())
+        out[key] = str(Path(path).expanduser())
+    return out
+
+
+def parse_options(values: list[str]) -> dict[str, dict[str, Any]]:
+    """``["slowfast_r50.input_size=64"]`` -> ``{"slowfast_r50": {"input_size": 64}}``.
+
+    Values are read as YAML scalars or lists (``64``, ``true``, ``[rgb]``; ``none`` is None).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for value in values:
+        key, text = key_value(
+            value,
+            option="--option",
+            form="BACKBONE.KEY=VALUE",
+            example="--option slowfast_r50.input_size=224 --option i3d.streams=[rgb]",
+        )
+        name, _, option = key.partition(".")
+        if not name or not option:
+            raise InputError(
+                f"--option {value!r} is not BACKBONE.KEY=VALUE",
+                hint="e.g. --option i3d.flow_method=tvl1_torch",
+            )
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError:
+            parsed = text
+        if isinstance(parsed, str) and parsed.lower() == "none":
+            parsed = None
+        out.setdefault(name, {})[option] = parsed
     return out
 
 
@@ -63,12 +100,28 @@ def extract_command(
         None, "--backbone", help="Backbone(s), comma-separated (default: the config's, i3d)."
     ),
     checkpoint: list[str] = typer.Option(
-        [], "--checkpoint", help="STREAM=PATH weights, repeatable (rgb=rgb_imagenet.pt)."
+        [],
+        "--checkpoint",
+        help="Weights file, repeatable: BACKBONE.STREAM=PATH (i3d.flow=flow_imagenet.pt), "
+        "BACKBONE=PATH (slowfast_r50=SLOWFAST_8x8_R50.pyth), or STREAM=PATH with one backbone.",
+    ),
+    weights: list[str] = typer.Option(
+        [],
+        "--weights",
+        help="A known public checkpoint, repeatable: NAME (its file in $TALKIT_WEIGHTS or "
+        "~/.cache/talkit/weights) or NAME=PATH; e.g. slowfast_r50.kinetics400 (see docs/backbones.md).",
+    ),
+    option: list[str] = typer.Option(
+        [],
+        "--option",
+        help="One backbone's option, repeatable: BACKBONE.KEY=VALUE (slowfast_r50.input_size=224).",
     ),
     config: str | None = typer.Option(
         None, "--config", help="YAML config or preset name (configs/extract/thumos14_i3d.yaml)."
     ),
-    streams: str | None = typer.Option(None, "--streams", help="Streams, e.g. rgb,flow."),
+    streams: str | None = typer.Option(
+        None, "--streams", help="Streams of the backbones that have them (i3d), e.g. rgb,flow."
+    ),
     flow: str | None = typer.Option(
         None,
         "--flow",
@@ -84,11 +137,14 @@ def extract_command(
     flow_compile: bool | None = typer.Option(
         None, "--flow-compile/--no-flow-compile", help="torch.compile tvl1_torch (default: on)."
     ),
-    input_size: int | None = typer.Option(None, "--input-size", help="Crop size (224)."),
+    input_size: int | None = typer.Option(
+        None, "--input-size", help="Crop size, for every backbone (default: each backbone's own)."
+    ),
     resize_short: str | None = typer.Option(
         None,
         "--resize-short",
-        help="Short side before the crop (256), or 'none' for a square resize.",
+        help="Short side before the crop, for every backbone (default: each backbone's own), "
+        "or 'none' for a square resize.",
     ),
     random_weights: int | None = typer.Option(
         None, "--random-weights", help="Seeded random weights (test features, labelled so)."
@@ -170,6 +226,7 @@ def extract_command(
         "commit_every": ("--commit-every", commit_every),
         "frames_fps": ("--frames-fps", frames_fps),
         "checkpoints": ("--checkpoint", " --checkpoint ".join(checkpoint) or None),
+        "weights": ("--weights", " --weights ".join(weights) or None),
     }
     cfg = load_extract_config(
         config,
@@ -193,11 +250,11 @@ def extract_command(
             "commit_every": commit_every,
             "frames_fps": frames_fps,
             "checkpoints": parse_checkpoints(checkpoint) or None,
+            "weights": list(weights) or None,
         },
         sources={k: f"{opt} {text}" for k, (opt, text) in flags.items() if text is not None},
+        options=parse_options(option),
     )
-    if resize_short is not None and resize_short.strip().lower() == "none":
-        cfg = cfg.model_copy(update={"resize_short": None})
     plan = plan_videos(videos, video_dir=video_dir, subsets=subset)
     report_path = report or Path(f"talkit-extract-{dataset}.json")
     job = ExtractJob(

@@ -34,14 +34,14 @@ DEMO_CLASSES = 3
 DEMO_TEST_FRACTION = 0.25  # most videos train: every test class must occur in training
 DEMO_CONFIG = {
     "name": "demo_i3d_random",
-    "backbones": ["i3d"],
-    "streams": ["rgb", "flow"],
-    "fps": 25.0,
-    "clip_len": 16,
-    "stride": 16,
-    "input_size": 48,
-    "resize_short": 48,
-    "flow": "tvl1",
+    "backbones": {
+        "i3d": {
+            "streams": ["rgb", "flow"],
+            "input_size": 48,
+            "resize_short": 48,
+            "flow_method": "tvl1",
+        }
+    },
     "random_weights_seed": 0,
     "batch_size": 8,
 }

@@ -62,7 +62,13 @@ from talkit.pipelines.progress import RunObserver
 from talkit.pipelines.report import RunReport, VideoDone, new_run_id
 from talkit.pipelines.resume import decide
 from talkit.pipelines.runtime import RayRuntime, WorkerResources, size_workers, start_ray
-from talkit.pipelines.worker import BackboneJob, ExtractWorker, VideoResult, backbone_spec
+from talkit.pipelines.worker import (
+    BackboneJob,
+    ExtractWorker,
+    VideoResult,
+    backbone_spec,
+    backbone_streams,
+)
 
 CALLS_IN_FLIGHT = 2
 START_TIMEOUT_S = 600.0
@@ -93,8 +99,10 @@ class ExtractJob:
             BackboneJob(
                 backbone=name,
                 feature_set=self.feature_set or name,
-                options=cfg.backbone_options(),
-                checkpoints=dict(cfg.checkpoints),
+                options=cfg.options_for(name),
+                checkpoints=cfg.checkpoints_for(
+                    name, backbone_streams(name, cfg.options_for(name))
+                ),
                 random_weights_seed=cfg.random_weights_seed,
             )
             for name in cfg.backbones
@@ -360,7 +368,7 @@ class _Scheduler:
             n = min(self.resources.num_workers, len(todo))
             if self.job.ray_address or self.runtime.num_nodes > 1:
                 # Workers run on other machines: check them all before any model loads.
-                needs = node_needs((i.path for i in todo), cfg.checkpoints.values())
+                needs = node_needs((i.path for i in todo), cfg.checkpoint_files())
                 check_nodes(needs, self.resources.actor_options())
             self.t_spawn = time.perf_counter()
             for _ in range(n):

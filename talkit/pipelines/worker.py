@@ -38,7 +38,11 @@ class NoSnippetsError(WorkFailedError):
 
 @dataclass(frozen=True)
 class BackboneJob:
-    """One backbone of a run and the feature set it writes to."""
+    """One backbone of a run and the feature set it writes to.
+
+    ``options`` are this backbone's own (its config block, never another's);
+    ``checkpoints`` map its streams to files.
+    """
 
     backbone: str
     feature_set: str
@@ -100,6 +104,13 @@ def build_backbone(job: BackboneJob, device: str = "cpu") -> Any:
     )
 
 
+def backbone_streams(name: str, options: dict[str, Any]) -> tuple[str, ...]:
+    """The streams backbone ``name`` computes with these options (from its spec)."""
+    from talkit.extractors import registry
+
+    return tuple(registry.get(name, **options).spec.streams)
+
+
 def backbone_spec(job: BackboneJob) -> Any:
     """The spec a worker's backbone will have, without paying for random init.
 
@@ -107,17 +118,24 @@ def backbone_spec(job: BackboneJob) -> Any:
     weights are only labelled, as the backbone labels them (``random:<seed>``).
     """
     from talkit.errors import CheckpointError
-    from talkit.extractors import registry
+    from talkit.extractors import registry, weights
 
     spec = registry.get(job.backbone, **job.options).spec
     if job.random_weights_seed is None:
         missing = [s for s in spec.streams if s not in job.checkpoints]
         if missing:
+            known = [w.name for w in weights.all_weights().values() if w.backbone == job.backbone]
+            single = len(spec.streams) == 1
+            example = (
+                f"--checkpoint {job.backbone}=PATH"
+                if single
+                else " ".join(f"--checkpoint {job.backbone}.{s}=PATH" for s in missing)
+            )
             raise CheckpointError(
                 f"{job.backbone}: no weights given for stream(s) {', '.join(missing)}",
-                hint="pass --checkpoint STREAM=PATH for each of "
-                f"{', '.join(spec.streams)} (e.g. rgb=rgb_imagenet.pt), or --random-weights "
-                "SEED for test features that are not real ones",
+                hint=f"pass {example}"
+                + (f" or --weights {' / '.join(known)}" if known else "")
+                + ", or --random-weights SEED for test features that are not real ones",
             )
         return build_backbone(job).spec
     seed = int(job.random_weights_seed)

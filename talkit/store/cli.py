@@ -182,6 +182,9 @@ def info_cmd(
         sampling = ", ".join(
             f"{k} {spec[k]}" for k in ("fps", "clip_len", "stride") if spec.get(k) is not None
         )
+        params = spec.get("params") or {}
+        if params.get("sampling_rate"):  # frames taken every n-th of base_fps
+            sampling += f", sampling_rate {params['sampling_rate']} of {params.get('base_fps')} fps"
         grid.add_row(
             "backbone", escape(f"{spec['backbone']}" + (f"  ({sampling})" if sampling else ""))
         )

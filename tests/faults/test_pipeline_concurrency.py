@@ -30,7 +30,7 @@ from pipeline_fault_helpers import (
     start,
 )
 from pipeline_helpers import TINY_CONFIG, assert_same_arrays, read_feature_set
-from s3_helpers import aws_environment, set_environment
+from s3_helpers import embedded_ray_with_aws
 
 ray = pytest.importorskip("ray")
 
@@ -40,14 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 @pytest.fixture(scope="module")
 def ray_address(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One Ray for this module, whose workers see the moto AWS environment."""
-    home = tmp_path_factory.mktemp("aws-home")
-    with pytest.MonkeyPatch.context() as mp:
-        set_environment(mp, aws_environment(moto_endpoint, home))
-        if ray.is_initialized():
-            ray.shutdown()
-        ctx = ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ctx.address_info["address"]
-    ray.shutdown()
+    yield from embedded_ray_with_aws(moto_endpoint, tmp_path_factory.mktemp("aws-home"))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,108 @@
+"""What SlowFast and CSN share: pytorchvideo's model builders, its checkpoint layout, rgb.
+
+pytorchvideo's ``.pyth`` checkpoints hold the network's state dict under
+``checkpoint["model_state"]`` with the builder's own key names (``blocks.0`` ...
+``blocks.N.proj``); talkit's networks keep exactly those names (``self.blocks`` is the
+builder's ``ModuleList``), so the files load with ``strict=True`` and no conversion. Only
+``pytorchvideo.models`` is used: its ``transforms`` need a torchvision module that no
+longer exists, and talkit does the preprocessing itself (resize, crop, normalisation from
+the spec).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from talkit.errors import CheckpointError
+from talkit.extractors.checkpoints import identify_layout, load_strict
+from talkit.extractors.registry import BackboneSpec, NetworkBackbone, Normalisation
+
+# Kinetics models of pytorchvideo: frames / 255, then mean 0.45 and std 0.225 per channel.
+KINETICS_NORMALISATION = Normalisation(
+    mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), value_range=255.0
+)
+MODEL_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+LICENCE = "Apache-2.0 (facebookresearch/pytorchvideo model zoo)"
+
+
+def hub() -> ModuleType:
+    """``pytorchvideo.models.hub``, imported without its ``torch.jit.script`` deprecation
+    warning (raised inside pytorchvideo at import, nothing a user can act on)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*torch.jit.script")
+        from pytorchvideo.models import hub as module
+    return module
+
+
+def build_unset(builder: Callable[[], nn.Module]) -> nn.Module:
+    """Build a pytorchvideo network without paying for its random init: the weights come
+    from a checkpoint or a seed (``require_weights`` guards ``extract``)."""
+    with torch.device("meta"):
+        model = builder()
+    return model.to_empty(device="cpu").eval()
+
+
+def init_random_(model: nn.Module, seed: int) -> None:
+    """Seeded He-normal convolutions and linears, identity BatchNorm, zero biases."""
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + zlib.crc32(b"pytorchvideo"))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv3d | nn.Linear):
+                weight = module.weight
+                fan_in = weight[0].numel()
+                weight.normal_(0.0, math.sqrt(2.0 / fan_in), generator=gen)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.BatchNorm3d):
+                module.reset_parameters()  # weight 1, bias 0, mean 0, var 1
+
+
+class PytorchvideoBackbone(NetworkBackbone):
+    """A single-stream ("rgb") pytorchvideo network; subclasses set ``layout`` and
+    ``family`` (as :func:`~talkit.extractors.checkpoints.identify_layout` names it)."""
+
+    family: str = ""
+
+    def __init__(self, spec: BackboneSpec, network: nn.Module) -> None:
+        super().__init__(spec)
+        self.network = network
+
+    def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
+        from talkit.extractors.registry import weights_tables
+
+        name = self.spec.name
+        known = [w.name for w in weights_tables().values() if w.backbone == name]
+
+        hint = f"give {name} a {self.layout} file" + (
+            f", e.g. --weights {' or '.join(known)}" if known else ""
+        )
+        looks = identify_layout(state)
+        if looks is not None and looks != f"a pytorchvideo {self.family} checkpoint":
+            # Another backbone's file: say so, without listing hundreds of keys.
+            raise CheckpointError(
+                f"checkpoint {source} does not fit the {name} network (expected layout: "
+                f"{self.layout}); this looks like {looks}",
+                hint=hint,
+            )
+
+        def describe(st: object) -> str | None:
+            return f"this looks like {looks}" if looks else None
+
+        load_strict(
+            self.network,
+            state,
+            source=source,
+            target=f"{name} network (expected layout: {self.layout})",
+            describe=describe,
+            hint=hint,
+        )
+
+    def _init_random(self, seed: int) -> None:
+        init_random_(self.network, seed)
