@@ -118,7 +118,8 @@ def test_weights_tables_name_each_public_checkpoint() -> None:
 
     table = all_weights()
     for name in ("i3d.rgb_imagenet", "i3d.flow_imagenet", "slowfast_r50.kinetics400",
-                 "slowfast_r101.kinetics400", "csn_r101.kinetics400"):  # fmt: skip
+                 "slowfast_r101.kinetics400", "csn_r101.kinetics400",
+                 "ircsn_152.ig65m_kinetics400"):  # fmt: skip
         entry = table[name]
         assert entry.url.startswith("https://") and entry.url.endswith(entry.file_name)
         assert entry.backbone == name.split(".")[0] and entry.licence and entry.layout
@@ -157,6 +158,49 @@ def test_a_named_checkpoint_is_found_checked_or_explained(
         resolve_weights("csn_r101.kinetics400")
     (tmp_path / "CSN_32x2_R101.pyth").write_bytes(b"the published bytes")
     assert resolve_weights("csn_r101.kinetics400")[0].sha256 == known
+
+
+def test_where_only_the_published_names_hash_prefix_is_known_the_file_must_start_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenMMLab files carry the first 8 hex of their sha256 in their name; that is checked."""
+    import hashlib
+
+    from pydantic import ValidationError
+
+    from talkit.errors import CheckpointError
+    from talkit.extractors import registry
+    from talkit.extractors.weights import Weights, resolve_weights
+
+    name = "ircsn_152.ig65m_kinetics400"
+    entry = registry.weights_tables()[name]
+    file = tmp_path / "ircsn.pth"
+    file.write_bytes(b"some bytes")
+    digest = hashlib.sha256(b"some bytes").hexdigest()
+    assert not digest.startswith(entry.sha256_prefix or "")
+    with pytest.raises(CheckpointError) as err:
+        resolve_weights(name, file)
+    assert f"does not start with {entry.sha256_prefix}, the prefix in the published" in str(
+        err.value
+    )
+    assert "no full hash" in str(err.value) and err.value.exit_code == 2
+    # a file whose hash starts with the (here: patched) prefix is taken
+    monkeypatch.setitem(
+        registry._WEIGHTS, name, entry.model_copy(update={"sha256_prefix": digest[:8]})
+    )
+    assert resolve_weights(name, file) == (registry._WEIGHTS[name], file)
+    # a full hash, once known, is what is checked
+    full = hashlib.sha256(b"other").hexdigest()
+    monkeypatch.setitem(
+        registry._WEIGHTS, name, entry.model_copy(update={"sha256": full, "sha256_prefix": None})
+    )
+    with pytest.raises(CheckpointError, match=f"not the published {full}"):
+        resolve_weights(name, file)
+    fields = entry.model_dump(exclude={"sha256", "sha256_prefix"})
+    with pytest.raises(ValidationError, match="does not start with its sha256_prefix"):
+        Weights(**fields, sha256=full, sha256_prefix="00000000")
+    with pytest.raises(ValidationError):
+        Weights(**fields, sha256_prefix="FC66-CE8D")
 
 
 def test_named_weights_become_the_streams_checkpoints(tmp_path: Path) -> None:
@@ -259,7 +303,11 @@ def test_each_preset_header_states_its_backbones_snippet_settings() -> None:
     from talkit.presets import find_preset, list_presets
 
     names = {p.name for p in list_presets("extract")}
-    expected = {f"{d}_{b}" for d in ("hacs", "activitynet13") for b in ("slowfast_r50", "csn_r101")}
+    expected = {
+        f"{d}_{b}"
+        for d in ("hacs", "activitynet13")
+        for b in ("slowfast_r50", "csn_r101", "ircsn_152")
+    }
     assert expected | {"thumos14_i3d", "hacs_i3d", "activitynet12_i3d"} <= names
     for name in sorted(names):
         header = " ".join(

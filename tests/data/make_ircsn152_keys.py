@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from talkit.extractors.backbones.ircsn import ircsn_152
+from talkit.extractors.backbones.ircsn import create_ircsn
 
 OUT = Path(__file__).with_name("ircsn152_keys.json")
 ZOO_PARAMETERS = 29_703_568
@@ -77,7 +77,7 @@ def derived_from_mmaction2() -> dict[str, list[int]]:
 
 
 def main() -> None:
-    model = ircsn_152()
+    model = create_ircsn(depth=152)
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
     derived = derived_from_mmaction2()
     if ours != derived:

@@ -9,6 +9,4 @@ with ``@register_backbone(name, weights=WEIGHTS)``.
 Adding a backbone: one module here plus its line below; see docs/backbones.md.
 """
 
-from talkit.extractors.backbones import csn, i3d, slowfast  # noqa: F401
-
-# ircsn_152 (mmaction2's ir-CSN-152 layout) goes in backbones/ircsn.py and is imported here.
+from talkit.extractors.backbones import csn, i3d, ircsn, slowfast  # noqa: F401

