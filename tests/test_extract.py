@@ -13,8 +13,8 @@ import torch
 from talkit.datasets.synthetic.signature import write_signature_video
 from talkit.errors import CheckpointError, InputError
 from talkit.extractors import ShortVideoWarning, build_backbone, extract_video
-from talkit.extractors.extract import _Preprocess
 from talkit.extractors.flow import FlowComputer
+from talkit.extractors.preprocess import Preprocess
 from talkit.extractors.registry import get
 from talkit.extractors.sampling import SnippetBatch
 
@@ -121,7 +121,7 @@ def test_network_inputs_are_cropped_normalised_rgb_and_rescaled_flow() -> None:
     batch = SnippetBatch(frames[None], np.array([0]), np.array([0.0]), np.array([0.64]), sources)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        inputs = _Preprocess(spec, FlowComputer(spec.flow))(batch, 1)
+        inputs = Preprocess(spec, FlowComputer(spec.flow))(batch, 1)
     rgb, flow = inputs["rgb"], inputs["flow"]
     assert rgb.shape == (1, 3, 16, 24, 24) and flow.shape == (1, 2, 16, 24, 24)
     crop = frames[:16, 8:32, 8:32].astype(np.float32)

@@ -9,6 +9,9 @@ The decoding side's public names::
     iter_snippet_batches(video, spec, batch_size=..., transform=None,
                          tolerate_damage=False) -> SnippetStream of SnippetBatch
     snippet_timestamps(num_frames, spec) -> (T, 2) seconds
+
+and feature extraction: ``extract_video(path, backbone, ...)`` for one backbone,
+``extract_video_multi(path, {name: backbone, ...})`` for several from one decode.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
         extract_video,
     )
     from talkit.extractors.flow import FlowComputer, FlowSpec, flow_spec
+    from talkit.extractors.multi import extract_video_multi
     from talkit.extractors.registry import (
         Backbone,
         BackboneSpec,
@@ -68,6 +72,7 @@ _LAZY = {
     "open_video": "talkit.extractors.video",
     "BatchTransform": "talkit.extractors.transforms",
     "extract_video": "talkit.extractors.extract",
+    "extract_video_multi": "talkit.extractors.multi",
     "build_backbone": "talkit.extractors.extract",
     "VideoFeatures": "talkit.extractors.extract",
     "ShortVideoWarning": "talkit.extractors.extract",
@@ -113,6 +118,7 @@ __all__ = [
     "available",
     "build_backbone",
     "extract_video",
+    "extract_video_multi",
     "flow_spec",
     "get",
     "iter_snippet_batches",

@@ -76,6 +76,70 @@ def select_source_frames(times_s: Iterable[Fraction], end_s: Fraction, fps: Frac
     return np.searchsorted(slots, np.arange(n_out), side="right") - 1
 
 
+class Resampler:
+    """Push form of the rule, for one output rate: feed source timestamps, get output frames.
+
+    Why push: one decode can feed several rates (one per backbone) in lockstep, each
+    holding nothing but the previous frame's slot. ``push(ticks)`` takes the next source
+    frame's timestamp (``time_base`` ticks from the first frame) and returns the output
+    indices that show the *previous* source frame (known only now); ``finish(end_ticks)``
+    returns those of the last frame. Integer arithmetic only (this runs per frame).
+    """
+
+    def __init__(self, time_base: Fraction, fps: Fraction) -> None:
+        self._a = time_base.numerator * fps.numerator
+        self._b2 = 2 * time_base.denominator * fps.denominator
+        self._half = self._b2 // 2
+        self._k = 0  # next output index
+        self._started = False
+        self._last_slot = 0
+
+    def _slot(self, ticks: int) -> int:
+        # round(ticks * tb * fps), halves up (ticks >= 0)
+        return (2 * ticks * self._a + self._half) // self._b2
+
+    def push(self, ticks: int) -> range:
+        slot = self._slot(ticks)
+        out = range(0)
+        if self._started:
+            out = range(self._k, max(self._k, slot))
+            self._k = out.stop
+        self._started, self._last_slot = True, slot
+        return out
+
+    def finish(self, end_ticks: int | None) -> range:
+        """Output indices of the last source frame; ``end_ticks`` is the end of that frame
+        (None: it lasts one output period)."""
+        if not self._started:
+            return range(0)
+        n_out = self._last_slot + 1 if end_ticks is None else max(0, self._slot(end_ticks))
+        out = range(self._k, max(self._k, n_out))
+        self._k = out.stop
+        return out
+
+
+class Passthrough:
+    """No resampling, in :class:`Resampler`'s push form: each source frame is one output."""
+
+    def __init__(self) -> None:
+        self._k = 0
+        self._started = False
+
+    def push(self, ticks: int) -> range:
+        out = range(0)
+        if self._started:
+            out = range(self._k, self._k + 1)
+            self._k += 1
+        self._started = True
+        return out
+
+    def finish(self, end_ticks: int | None) -> range:
+        if not self._started:
+            return range(0)
+        self._k += 1
+        return range(self._k - 1, self._k)
+
+
 def resample_stream(
     frames: Iterable[tuple[int, T]],
     time_base: Fraction,
@@ -86,36 +150,16 @@ def resample_stream(
 
     ``frames`` yields (timestamp in ``time_base`` ticks from the first frame, item) in
     presentation order; an item is only held until the next frame's timestamp is known,
-    so memory stays at one frame. Integer arithmetic only (this runs per frame).
+    so memory stays at one frame (see :class:`Resampler`, which this drives).
     ``end_ticks`` is a one-element list the producer fills with the end of the last
     frame once it is exhausted; if it stays None, the last frame lasts one output period.
     """
-    a = time_base.numerator * fps.numerator
-    b2 = 2 * time_base.denominator * fps.denominator
-    half = b2 // 2
-    k = 0
+    rule = Resampler(time_base, fps)
     current: T | None = None
     cur_index = -1
-    last_slot = 0
     for j, (ticks, item) in enumerate(frames):
-        slot = (2 * ticks * a + half) // b2  # round(ticks * tb * fps), halves up (ticks >= 0)
-        if cur_index >= 0:
-            while k < slot:
-                yield k, cur_index, current  # type: ignore[misc]
-                k += 1
-        current, cur_index, last_slot = item, j, slot
-    if cur_index < 0:
-        return
-    end = end_ticks[0] if end_ticks else None
-    n_out = last_slot + 1 if end is None else max(0, (2 * end * a + half) // b2)
-    while k < n_out:
+        for k in rule.push(ticks):
+            yield k, cur_index, current  # type: ignore[misc]
+        current, cur_index = item, j
+    for k in rule.finish(end_ticks[0] if end_ticks else None):
         yield k, cur_index, current  # type: ignore[misc]
-        k += 1
-
-
-def passthrough_stream(
-    frames: Iterable[tuple[int, T]],
-) -> Iterator[tuple[int, int, T]]:
-    """No resampling: every decoded frame is one output frame."""
-    for j, (_, item) in enumerate(frames):
-        yield j, j, item

@@ -14,8 +14,8 @@ Tail policies for N output frames, clip length L and stride S:
   with N >= 1 frames always gets at least one snippet. Its end time is clipped to N/fps.
 
 Frames are decoded sequentially once; each output frame is written straight into the
-batch slots of the snippets that contain it, so memory holds at most two batches
-whatever the video's length.
+batch slots of the snippets that contain it (:class:`SnippetAssembler`), so memory holds
+at most two batches whatever the video's length.
 """
 
 from __future__ import annotations
@@ -138,57 +138,111 @@ class SnippetStream:
         return snippet_timestamps(self.num_frames, self.spec)
 
     def _run(self) -> Iterator[SnippetBatch]:
-        spec, bs = self.spec, self.batch_size
-        length, stride = spec.clip_len, spec.stride
-        fps = float(spec.fps_fraction)
         spatial = getattr(self.transform, "spatial", None)
         finish = getattr(self.transform, "finish", self.transform)
-        batches: dict[int, _Pending] = {}  # batch number -> buffer being filled
-        next_batch = 0  # batches are yielded in order
+        assembler = SnippetAssembler(self.spec, self.batch_size, finish, self._pool)
         last_rgb: np.ndarray | None = None
         last_src = -1
-        n = 0
         try:
-            for frame in self.reader.iter_frames(spec.fps, tolerate_damage=self.tolerate_damage):
-                k = frame.index
+            for frame in self.reader.iter_frames(
+                self.spec.fps, tolerate_damage=self.tolerate_damage
+            ):
                 rgb = frame.rgb
                 if spatial is not None:
                     if frame.source_index != last_src:
                         last_rgb = spatial(rgb[None])[0]
                     rgb = last_rgb  # type: ignore[assignment]
-                last_src, n = frame.source_index, k + 1
-                # Snippets i with i*S <= k < i*S + L.
-                first = max(0, -(-(k - length + 1) // stride))
-                for i in range(first, k // stride + 1):
-                    b = i // bs
-                    pending = batches.get(b)
-                    if pending is None:
-                        pending = batches[b] = _Pending.create(b, bs, length, rgb, self._pool)
-                    pending.put(i - b * bs, k - i * stride, rgb, frame.source_index)
-                # Snippet k//S... completes when k == i*S + L - 1.
-                if (k - length + 1) >= 0 and (k - length + 1) % stride == 0:
-                    done = (k - length + 1) // stride
-                    if (done + 1) % bs == 0 and done // bs == next_batch:
-                        yield self._emit(batches.pop(next_batch), bs, fps, finish)
-                        next_batch += 1
+                last_src = frame.source_index
+                batch = assembler.push(frame.index, frame.source_index, rgb)
+                if batch is not None:
+                    yield batch
         finally:
             self.damage = self.reader.damage
-        self.num_frames = n
-        total = num_snippets(n, spec)
-        self.num_snippets = total
-        # Flush: the last, partly filled batch (and padded snippets, under "pad").
-        while next_batch * bs < total:
-            pending = batches.pop(next_batch, None)
-            count = min(bs, total - next_batch * bs)
+        tail = assembler.end()
+        self.num_frames, self.num_snippets = assembler.num_frames, assembler.num_snippets
+        yield from tail
+
+
+class SnippetAssembler:
+    """Output frames in, batches of snippets out: the push form of :class:`SnippetStream`.
+
+    Why push: one decode can feed several assemblers (one per backbone). Frames must be
+    pushed in order (k = 0, 1, 2...). Each frame is written straight into the batch
+    slots of the snippets that contain it; ``push`` returns a batch when its last
+    snippet is complete. ``end()`` then gives the last, partly filled batch (and padded
+    snippets, under "pad"). Memory: the batches being filled (at most two, unless the
+    clip is longer than a batch's stride span) plus two pooled buffers.
+    """
+
+    def __init__(
+        self,
+        spec: SnippetSpec,
+        batch_size: int,
+        finish: Callable[[np.ndarray], Any] | None = None,
+        pool: list[np.ndarray] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.spec = spec
+        self.batch_size = batch_size
+        self.finish = finish
+        self.num_frames: int | None = None  # output frames, known after end()
+        self.num_snippets: int | None = None
+        self._fps = float(spec.fps_fraction)
+        self._pool = pool if pool is not None else []
+        self._batches: dict[int, _Pending] = {}  # batch number -> buffer being filled
+        self._next = 0  # batches are emitted in order
+        self._n = 0
+
+    def push(self, k: int, source: int, rgb: np.ndarray) -> SnippetBatch | None:
+        """Add output frame ``k`` (shown by decoded frame ``source``)."""
+        length, stride, bs = self.spec.clip_len, self.spec.stride, self.batch_size
+        self._n = k + 1
+        # Snippets i with i*S <= k < i*S + L.
+        first = max(0, -(-(k - length + 1) // stride))
+        for i in range(first, k // stride + 1):
+            b = i // bs
+            pending = self._batches.get(b)
+            if pending is None:
+                pending = self._batches[b] = _Pending.create(b, bs, length, rgb, self._pool)
+            pending.put(i - b * bs, k - i * stride, rgb, source)
+        # Snippet (k - L + 1) / S completes at frame k; its batch is done if it is the last.
+        if (k - length + 1) >= 0 and (k - length + 1) % stride == 0:
+            done = (k - length + 1) // stride
+            if (done + 1) % bs == 0 and done // bs == self._next:
+                self._next += 1
+                return self._emit(self._batches.pop(self._next - 1), bs)
+        return None
+
+    def end(self) -> Iterator[SnippetBatch]:
+        """Set the frame and snippet counts now; return the remaining batches."""
+        self.num_frames = self._n
+        self.num_snippets = num_snippets(self._n, self.spec)
+        return self._flush(self.num_snippets)
+
+    def _flush(self, total: int) -> Iterator[SnippetBatch]:
+        bs, length, stride = self.batch_size, self.spec.clip_len, self.spec.stride
+        while self._next * bs < total:
+            pending = self._batches.pop(self._next, None)
+            count = min(bs, total - self._next * bs)
             if pending is None:  # cannot happen for drop; pad of a batch never started
                 break
-            pending.pad_tail(next_batch, bs, count, length, stride, n)
-            yield self._emit(pending, count, fps, finish)
-            next_batch += 1
+            pending.pad_tail(self._next, bs, count, length, stride, self._n)
+            yield self._emit(pending, count)
+            self._next += 1
+        self._batches.clear()
 
-    def _emit(
-        self, pending: _Pending, count: int, fps: float, finish: Callable[[np.ndarray], Any] | None
-    ) -> SnippetBatch:
+    def oldest_source(self) -> int | None:
+        """The earliest decoded frame a batch still being filled holds (None: none is)."""
+        if not self._batches:
+            return None
+        return self._batches[min(self._batches)].first_source
+
+    def frames_held(self) -> int:
+        """Frame slots of the batches being filled: what this assembler buffers now."""
+        return sum(p.frames.shape[0] * p.frames.shape[1] for p in self._batches.values())
+
+    def _emit(self, pending: _Pending, count: int) -> SnippetBatch:
         spec = self.spec
         idx = pending.batch * self.batch_size + np.arange(count, dtype=np.int64)
         starts = idx * spec.stride
@@ -199,10 +253,10 @@ class SnippetStream:
         self._pool.append(pending.frames)
         del self._pool[:-2]
         return SnippetBatch(
-            frames=finish(frames) if finish is not None else frames,
+            frames=self.finish(frames) if self.finish is not None else frames,
             indices=idx,
-            starts_s=starts / fps,
-            ends_s=ends / fps,
+            starts_s=starts / self._fps,
+            ends_s=ends / self._fps,
             source_frames=pending.sources[:count].copy(),
         )
 
@@ -215,6 +269,7 @@ class _Pending:
     frames: np.ndarray
     sources: np.ndarray
     filled: np.ndarray  # (B,) how many leading frames of each snippet are written
+    first_source: int = -1  # the decoded frame of the first frame written
 
     @classmethod
     def create(
@@ -228,6 +283,8 @@ class _Pending:
         )
 
     def put(self, slot: int, pos: int, rgb: np.ndarray, source: int) -> None:
+        if self.first_source < 0:
+            self.first_source = source
         self.frames[slot, pos] = rgb
         self.sources[slot, pos] = source
         self.filled[slot] = pos + 1

@@ -26,7 +26,7 @@ Timestamps for resampling always come from the container as integers in its time
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -36,7 +36,7 @@ import numpy as np
 
 from talkit.errors import InputError, VideoDecodeError
 from talkit.extractors.damage import Damage, DecodeLog, classify
-from talkit.extractors.resample import passthrough_stream, resample_stream, to_fraction
+from talkit.extractors.resample import Passthrough, Resampler, to_fraction
 
 Backend = Literal["auto", "decord", "pyav", "frames"]
 BACKENDS = ("auto", "decord", "pyav", "frames")
@@ -142,27 +142,56 @@ class VideoReader(ABC):
         ``tolerate_damage`` is set: then the decodable prefix is yielded and the report
         is left in ``self.damage``.
         """
+        for _, frame in self.iter_frames_multi([fps], tolerate_damage=tolerate_damage):
+            yield frame
+
+    def iter_frames_multi(
+        self, rates: Sequence[float | Fraction | None], *, tolerate_damage: bool = False
+    ) -> Iterator[tuple[int, Frame]]:
+        """Decode once and resample to several rates: yield (position in ``rates``, Frame).
+
+        Why: several backbones with their own fps need one decode, not one each. Each
+        rate gets exactly the frames :meth:`iter_frames` gives for it. Frames come in
+        source order: every output of source frame j, rate by rate in the order given,
+        before any output of frame j + 1. Each source frame is converted to RGB once,
+        and only if some rate shows it. Damage is handled as in :meth:`iter_frames`.
+        """
         self.damage = None
         self.log = log = DecodeLog()
         end: list[int | None] = [None]
-        source = ((f.ticks, f) for f in self._decode(log, end))
-        target = to_fraction(fps) if fps is not None else None
-        if target is not None:
-            stream = resample_stream(source, self.time_base, target, end)
-            num, den = target.numerator, target.denominator
-        else:
-            stream = passthrough_stream(source)
-        tbn, tbd = self.time_base.numerator, self.time_base.denominator
-        cached_index, cached_rgb = -1, None
-        for k, j, src in stream:
-            if j != cached_index:
-                cached_index, cached_rgb = j, self._to_rgb(src.item)
-            source_t = src.ticks * tbn / tbd  # the correctly rounded float of the fraction
-            t = k * den / num if target is not None else source_t
-            yield Frame(k, j, t, source_t, cached_rgb)  # type: ignore[arg-type]
+        targets = [to_fraction(r) if r is not None else None for r in rates]
+        rules = [Resampler(self.time_base, t) if t is not None else Passthrough() for t in targets]
+        previous: SourceFrame | None = None
+        index = -1
+        for j, src in enumerate(self._decode(log, end)):
+            outputs = [rule.push(src.ticks) for rule in rules]
+            if previous is not None:
+                yield from self._outputs(previous, index, outputs, targets)
+            previous, index = src, j
+        if previous is not None:
+            outputs = [rule.finish(end[0]) for rule in rules]
+            yield from self._outputs(previous, index, outputs, targets)
         self.damage = self._finish(log)
         if self.damage is not None and not tolerate_damage:
             raise self.damage.to_error()
+
+    def _outputs(
+        self,
+        src: SourceFrame,
+        index: int,
+        outputs: list[range],
+        targets: list[Fraction | None],
+    ) -> Iterator[tuple[int, Frame]]:
+        """The output frames that show source frame ``index``, rate by rate."""
+        rgb: np.ndarray | None = None
+        source_t = src.ticks * self.time_base.numerator / self.time_base.denominator
+        for r, (out, target) in enumerate(zip(outputs, targets, strict=True)):
+            for k in out:
+                if rgb is None:
+                    rgb = self._to_rgb(src.item)
+                # Output times: the correctly rounded float of k / fps.
+                t = k * target.denominator / target.numerator if target is not None else source_t
+                yield r, Frame(k, index, t, source_t, rgb)
 
     def _finish(self, log: DecodeLog) -> Damage | None:
         m = self.meta

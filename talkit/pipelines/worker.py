@@ -7,10 +7,9 @@ arrays of every requested backbone, or into a :class:`~talkit.pipelines.failures
 with the reason; it never raises for a bad video, so one broken file cannot take a
 worker down.
 
-The unit of work is a video with a *list* of backbones: each video's result carries one
-output per feature set, and all of them are committed together. (Each backbone still
-decodes the video itself: sharing one decode between backbones needs an extractor entry
-point that takes several backbones; only I3D exists now.)
+The unit of work is a video with a *list* of backbones: the video is decoded once for
+all of them (``extract_video_multi``), each video's result carries one output per
+feature set, and all of them are committed together.
 """
 
 from __future__ import annotations
@@ -213,11 +212,15 @@ class ExtractWorker:
             if batch_size == "auto"
             else int(batch_size)
         )
-        # One flow computer per backbone and worker, reused for every video.
-        self.flows = {
-            fs: FlowComputer(b.spec.flow, workers=1) if b.spec.flow is not None else None
-            for fs, b in self.backbones.items()
-        }
+        # One flow computer per flow spec and worker, reused for every video; backbones
+        # with equal flow specs share it (and the flow it computes for a video).
+        computers: dict[str, FlowComputer] = {}
+        self.flows: dict[str, FlowComputer | None] = {}
+        for fs, b in self.backbones.items():
+            flow = b.spec.flow
+            if flow is not None and flow.model_dump_json() not in computers:
+                computers[flow.model_dump_json()] = FlowComputer(flow, workers=1)
+            self.flows[fs] = None if flow is None else computers[flow.model_dump_json()]
         self.specs = dict(specs or {})
         self.dataset = dataset
         for fs, backbone in self.backbones.items():
@@ -290,10 +293,26 @@ class ExtractWorker:
     def _extract_all(
         self, item: VideoItem, path: Path, source: Fingerprint
     ) -> dict[str, VideoOutput]:
-        return {
-            job.feature_set: self._extract(item, path, job, self.backbones[job.feature_set], source)
-            for job in self.jobs
-        }
+        """Every backbone's output from one decode of the video, or an exception for all.
+
+        All or nothing: a video too short for one backbone's snippet fails for every
+        feature set (NoSnippetsError naming them), so a video is written to all of a
+        run's feature sets or to none, as a run with one backbone at a time would do.
+        """
+        feats = self._extract(path)
+        short = [fs for fs, f in feats.items() if f.num_snippets == 0]
+        if short and len(feats) > 1:
+            frames = ", ".join(
+                f"{fs}: {feats[fs].meta.get('num_frames')} frame(s) at {feats[fs].spec.fps:g} fps"
+                for fs in short
+            )
+            raise NoSnippetsError(
+                f"video {item.video_id} ({item.path}) is shorter than one snippet of "
+                f"{', '.join(short)} ({frames}), so no feature set gets it",
+                hint="check the file; a video must cover at least one clip length of "
+                "every backbone",
+            )
+        return {fs: to_output(item, f, source) for fs, f in feats.items()}
 
     def _validate(self, item: VideoItem, fs: str, out: VideoOutput) -> None:
         """The store's own checks (dims, NaN/Inf, timestamps, attrs), here in the worker.
@@ -310,22 +329,20 @@ class ExtractWorker:
             spec, f"{self.dataset}/{fs}", item.video_id, out.streams, out.timestamps, out.attrs
         )
 
-    def _extract(
-        self, item: VideoItem, path: Path, job: BackboneJob, backbone: Any, source: Fingerprint
-    ) -> VideoOutput:
-        from talkit.extractors.extract import ShortVideoWarning, extract_video
+    def _extract(self, path: Path) -> dict[str, Any]:
+        """VideoFeatures per feature set, decoding the video once for all backbones."""
+        from talkit.extractors.extract import ShortVideoWarning
+        from talkit.extractors.multi import extract_video_multi
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ShortVideoWarning)  # reported as NoSnippetsError
-            feats = extract_video(
+            return extract_video_multi(
                 path,
-                backbone=backbone,
+                {job.feature_set: self.backbones[job.feature_set] for job in self.jobs},
                 batch_size=self.batch_size,
-                device=self.device,
-                flow_computer=self.flows[job.feature_set],
+                flow_computers={fs: f for fs, f in self.flows.items() if f is not None},
                 fps_for_frames=self.frames_fps,
             )
-        return to_output(item, feats, source)
 
 
 # Video attrs kept from extract_video's meta: deterministic facts about the source only
