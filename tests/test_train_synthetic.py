@@ -101,8 +101,10 @@ def _oracle_whole_video(gt_path: Path) -> float:
     return evaluate(ds, DetectionSet.from_records(records), thresholds="thumos14").averages[AVERAGE]
 
 
-def _train_and_compare(url: str, gt: Path, out: Path, config: RunConfig) -> None:
-    torch.set_num_threads(2)
+def _train_and_compare(
+    url: str, gt: Path, out: Path, config: RunConfig, *, threads: int = 2
+) -> None:
+    torch.set_num_threads(threads)
     result = train(config, store=url, annotations=gt, out=out, show_progress=False)
     assert json.loads((out / "report_test.json").read_text()) == result.report
     got = result.report["result"]["average_mAP"][AVERAGE] * 100
@@ -126,9 +128,17 @@ def test_each_head_beats_the_whole_video_baseline(thumos_shaped, tmp_path: Path,
 @pytest.mark.parametrize("head", ["basnet", "lgbm"])
 def test_each_head_learns_raw_features(thumos_shaped, tmp_path: Path, head: str, seed: int) -> None:
     """Without ``data.standardize``, as the presets and the authors' code: the foreground
-    weights first collapse (~200 iterations), so it needs 1000 iterations, not 300."""
+    weights first collapse (~200 iterations), so BaSNet needs 1000 iterations, not 300.
+
+    LGBM-Net trains at the authors' lr 1e-4 (the preset's) for 1600 iterations, with one
+    thread: at this file's lr 1e-3 it over-fits the video classes and is unstable across
+    seeds (3.03 / 6.84 / 0.65 at 1000 iterations; seed 2 gave detections of the wrong class
+    in 42 of 58 test videos).
+    """
     url, gt = thumos_shaped
-    config = _config(
-        head, **{"data.standardize": False, "train.iterations": 1000, "train.seed": seed}
-    )
-    _train_and_compare(url, gt, tmp_path / f"raw_{head}_{seed}", config)
+    more: dict[str, object] = {"data.standardize": False, "train.iterations": 1000}
+    if head == "lgbm":
+        more.update({"optim.lr": 1e-4, "train.iterations": 1600})
+    config = _config(head, **more, **{"train.seed": seed})
+    out = tmp_path / f"raw_{head}_{seed}"
+    _train_and_compare(url, gt, out, config, threads=1 if head == "lgbm" else 2)
