@@ -162,6 +162,43 @@ class BackboneSpec(BaseModel):
         )
 
 
+def rgb_spec(
+    name: str,
+    *,
+    fps: float,
+    clip_len: int,
+    stride: int,
+    sampling_rate: int,
+    input_size: int,
+    resize_short: int | None,
+    normalisation: Normalisation,
+    feature_dim: int,
+    feature: str,
+) -> BackboneSpec:
+    """The spec of a single-stream ("rgb") backbone: short-side resize then a centre crop
+    (or, with ``resize_short`` None, a square resize to the input size)."""
+    if resize_short is not None and resize_short < input_size:
+        raise InputError(
+            f"{name}: resize_short {resize_short} is smaller than the crop size {input_size}",
+            hint="use resize_short >= input_size, or None to resize straight to the input size",
+        )
+    return BackboneSpec(
+        name=name,
+        fps=fps,
+        clip_len=clip_len,
+        stride=stride,
+        sampling_rate=sampling_rate,
+        input_size=input_size,
+        resize_short=resize_short,
+        crop="center" if resize_short is not None else "none",
+        normalisation=normalisation,
+        streams={"rgb": feature_dim},
+        input_channels={"rgb": 3},
+        weights={"rgb": "unset"},
+        feature=feature,
+    )
+
+
 class Backbone(ABC):
     """A feature extractor: a spec, weights per stream, and a batched ``extract``."""
 

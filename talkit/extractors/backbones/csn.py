@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from talkit.errors import InputError
 from talkit.extractors.backbones.pytorchvideo_base import (
     KINETICS_NORMALISATION,
     LICENCE,
@@ -26,7 +25,7 @@ from talkit.extractors.backbones.pytorchvideo_base import (
     build_unset,
     hub,
 )
-from talkit.extractors.registry import BackboneSpec, register_backbone
+from talkit.extractors.registry import register_backbone, rgb_spec
 from talkit.extractors.weights import Weights
 
 CLIP_LEN = 32
@@ -81,24 +80,16 @@ def csn_r101(
     resize_short: int | None = 256,
 ) -> CSNBackbone:
     """CSN-R101 32x2 (Kinetics-400): 32 frames at rate 2 from 30 fps, 256 -> 256, 2048-d."""
-    if resize_short is not None and resize_short < input_size:
-        raise InputError(
-            f"csn_r101: resize_short {resize_short} is smaller than the crop size {input_size}",
-            hint="use resize_short >= input_size, or None to resize straight to the input size",
-        )
-    spec = BackboneSpec(
-        name="csn_r101",
+    spec = rgb_spec(
+        "csn_r101",
         fps=fps,
         clip_len=CLIP_LEN,
         stride=stride,
         sampling_rate=sampling_rate,
         input_size=input_size,
         resize_short=resize_short,
-        crop="center" if resize_short is not None else "none",
         normalisation=KINETICS_NORMALISATION,
-        streams={"rgb": FEATURE_DIM},
-        input_channels={"rgb": 3},
-        weights={"rgb": "unset"},
+        feature_dim=FEATURE_DIM,
         feature=FEATURE_DESCRIPTION,
     )
     return CSNBackbone(spec, CSNNetwork(functools.partial(hub().csn_r101, pretrained=False)))

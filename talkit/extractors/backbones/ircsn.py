@@ -57,13 +57,14 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from talkit.errors import CheckpointError, InputError
+from talkit.errors import CheckpointError
 from talkit.extractors.checkpoints import identify_layout, load_strict
 from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
     Normalisation,
     register_backbone,
+    rgb_spec,
 )
 from talkit.extractors.weights import Weights
 
@@ -381,24 +382,16 @@ def ircsn_152(
 ) -> IrCSNBackbone:
     """ir-CSN-152 32x2 (IG-65M + Kinetics-400, mmaction2): 32 frames at rate 2 from 30 fps,
     short side 256 -> centre 224, ImageNet mean/std on 0-255 RGB, 2048-d."""
-    if resize_short is not None and resize_short < input_size:
-        raise InputError(
-            f"ircsn_152: resize_short {resize_short} is smaller than the crop size {input_size}",
-            hint="use resize_short >= input_size, or None to resize straight to the input size",
-        )
-    spec = BackboneSpec(
-        name="ircsn_152",
+    spec = rgb_spec(
+        "ircsn_152",
         fps=fps,
         clip_len=CLIP_LEN,
         stride=stride,
         sampling_rate=sampling_rate,
         input_size=input_size,
         resize_short=resize_short,
-        crop="center" if resize_short is not None else "none",
         normalisation=MMACTION2_NORMALISATION,
-        streams={"rgb": FEATURE_DIM},
-        input_channels={"rgb": 3},
-        weights={"rgb": "unset"},
+        feature_dim=FEATURE_DIM,
         feature=FEATURE_DESCRIPTION,
     )
     # Built without its default init: the weights come from a checkpoint or a seed

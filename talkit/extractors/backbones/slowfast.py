@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from talkit.errors import InputError
 from talkit.extractors.backbones.pytorchvideo_base import (
     KINETICS_NORMALISATION,
     LICENCE,
@@ -31,7 +30,7 @@ from talkit.extractors.backbones.pytorchvideo_base import (
     build_unset,
     hub,
 )
-from talkit.extractors.registry import BackboneSpec, register_backbone
+from talkit.extractors.registry import register_backbone, rgb_spec
 from talkit.extractors.weights import Weights
 
 CLIP_LEN = 32
@@ -100,26 +99,17 @@ def _slowfast(
     input_size: int,
     resize_short: int | None,
 ) -> SlowFastBackbone:
-    if resize_short is not None and resize_short < input_size:
-        raise InputError(
-            f"slowfast_r{depth}: resize_short {resize_short} is smaller than the crop size "
-            f"{input_size}",
-            hint="use resize_short >= input_size, or None to resize straight to the input size",
-        )
     builder = functools.partial(getattr(hub(), f"slowfast_r{depth}"), pretrained=False)
-    spec = BackboneSpec(
-        name=f"slowfast_r{depth}",
+    spec = rgb_spec(
+        f"slowfast_r{depth}",
         fps=fps,
         clip_len=CLIP_LEN,
         stride=stride,
         sampling_rate=sampling_rate,
         input_size=input_size,
         resize_short=resize_short,
-        crop="center" if resize_short is not None else "none",
         normalisation=KINETICS_NORMALISATION,
-        streams={"rgb": FEATURE_DIM},
-        input_channels={"rgb": 3},
-        weights={"rgb": "unset"},
+        feature_dim=FEATURE_DIM,
         feature=FEATURE_DESCRIPTION,
     )
     backbone = SlowFastBackbone(spec, SlowFastNetwork(builder))
