@@ -27,11 +27,11 @@ foreground weights collapse to ~0 for the first ~200 iterations, as the authors'
 on raw non-negative features; at 600 iterations no validation video passes the class
 threshold yet (selected checkpoint: 0.00). At 1000 iterations seeds 0 / 1 / 2 gave
 3.95 / 7.56 / 3.62 (5.04 +- 2.19) against whole-video baselines of 0.51 / 0.85 / 0.63 and
-0.66 with ground-truth classes: 6.0x / 8.9x / 5.5x. LGBM-Net on raw
-features, 1000 iterations, seeds 0 / 1 / 2: 3.03 / 6.84 / 0.65 against best baselines of
-0.66 / 0.66 / 0.66, so seed 2 (opt-in, ``-m seeds``) fails: LGBM-Net on raw v2 features is
-unstable (seed 2's validation mAP swings between 0 and 6 up to 1,600 iterations); on v2
-standardized, seed 0: 12.02 against 0.82 (14.7x). With 2 threads on a 2-core machine that
+0.66 with ground-truth classes: 6.0x / 8.9x / 5.5x. LGBM-Net on raw features at lr 1e-3,
+1000 iterations: 3.03 / 6.84 / 0.65 (unstable; seed 2 under 3x); at the authors' lr 1e-4,
+1600 iterations, one thread: 4.10 / 6.87 / 8.62 (6.53 +- 2.28) against best baselines of
+0.66 / 0.76 / 0.77 (6.2x / 9.0x / 11.2x). On v2 standardized, seed 0: 12.02 against 0.82
+(14.7x). With 2 threads on a 2-core machine that
 other processes load, a step runs up to 9x slower than quiet (thread oversubscription). See docs/training.md#measured.
 """
 
