@@ -17,6 +17,8 @@
 - Memory stays bounded: a worker holds one video's snippet batches (``extract_video``
   streams them), the driver holds at most one commit's worth of results (``commit_every``
   videos or 256 MiB), and at most two calls per worker are in flight.
+- At the end of a run (queue empty), idle workers' torch threads go to the workers still
+  extracting, applied between batches (``_Scheduler._rebalance``); not with ``--threads``.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
 - Several runs may write one store at once: each commit decides per video against the
