@@ -162,3 +162,81 @@ def test_summary_shows_batch_and_peak_memory() -> None:
     assert "batch 6 (auto)" in text
     assert "1.50 GiB largest worker" in text
     assert report.to_dict()["totals"]["max_worker_peak_rss"] == 3 * 2**29
+
+
+@pytest.fixture(scope="module")
+def long_and_short(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A 2 s and a 20 s video: one worker idles long before the other is done."""
+    from talkit.datasets.synthetic.videos import generate_videos
+
+    root = tmp_path_factory.mktemp("rebalance")
+    videos = []
+    for name, seconds in (("short", 2.0), ("long", 20.0)):
+        generate_videos(
+            root / name, num_videos=1, size=(64, 48), duration_s=(seconds, seconds), seed=1
+        )
+        (video,) = (root / name / "videos").iterdir()
+        videos.append(video.rename(root / f"{name}{video.suffix}"))
+    return videos
+
+
+def _relative_gap(a: dict[str, Any], b: dict[str, Any]) -> float:
+    import numpy as np
+
+    assert sorted(a) == sorted(b)
+    gaps = []
+    for vid in a:
+        for name in a[vid]:
+            x, y = np.asarray(a[vid][name], np.float64), np.asarray(b[vid][name], np.float64)
+            assert x.shape == y.shape, (vid, name)
+            gaps.append(float(np.abs(x - y).max() / max(np.abs(y).max(), 1e-12)))
+    return max(gaps)
+
+
+@pytest.mark.slow
+def test_idle_workers_give_their_threads_to_the_busy_one_at_the_end(
+    ray_here: Any, long_and_short: list[Path], tmp_path: Path
+) -> None:
+    from pipeline_helpers import read_feature_set
+
+    # Small batches, so the long video has many batches to switch threads between.
+    report = _run(long_and_short, tmp_path / "auto.store", batch_size=2)
+    assert report.ray["workers"] == 2 and _threads(report) == [1, 1]
+    pids = {w["worker"]: w["pid"] for w in report.ray["worker_starts"]}
+    long_id = next(v for v in report.extracted if v.snippets > 20)
+    busy = next(w for w, pid in pids.items() if pid == long_id.worker_pid)
+    changes = report.thread_changes.get(busy)
+    assert changes, report.thread_changes  # the long video's worker got the idle cores
+    assert changes[-1]["to"] == 2 and changes[0]["from"] == 1
+    # (If one worker was ready first it got both videos; the other's cores still go to it.)
+    assert changes[-1]["video"] in {
+        v.video_id for v in report.extracted if v.worker_pid == pids[busy]
+    }
+    # Pinned threads: features bit-identical across runs, so no thread ever changes.
+    pinned = _run(long_and_short, tmp_path / "pinned.store", batch_size=2, torch_threads=1)
+    assert pinned.ray["workers"] == 2 and _threads(pinned) == [1, 1]
+    assert pinned.thread_changes == {}
+    # More threads change float sums in the last bits only.
+    gap = _relative_gap(
+        read_feature_set(tmp_path / "auto.store", "synth/i3d"),
+        read_feature_set(tmp_path / "pinned.store", "synth/i3d"),
+    )
+    assert gap < 1e-5
+
+
+def test_summary_shows_thread_changes() -> None:
+    from rich.console import Console
+
+    from talkit.pipelines.progress import summary_table
+    from talkit.pipelines.report import RunReport
+
+    report = RunReport("r", "s", "d", ["d/i3d"])
+    report.note_thread_change(
+        "talkit-extract-x-1", {"time": 112.5, "from": 1, "to": 2, "video": "v"}, since=100.0
+    )
+    assert report.to_dict()["thread_changes"] == {
+        "talkit-extract-x-1": [{"from": 1, "to": 2, "video": "v", "at_s": 12.5}]
+    }
+    console = Console(width=200, record=True)
+    console.print(summary_table(report))
+    assert "1: 1->2 at 12.5 s" in console.export_text()

@@ -239,6 +239,18 @@ def summary_table(report: RunReport) -> Table:
             + (f" ({report.config.get('batch_size')})" if report.config.get("batch_size") == "auto"
                else ""),
         )  # fmt: skip
+    if report.thread_changes:
+        moves = [
+            f"{worker.rsplit('-', 1)[-1]}: {c['from']}->{c['to']} at {c.get('at_s', 0.0):.1f} s"
+            for worker, changes in report.thread_changes.items()
+            for c in changes
+        ]
+        table.add_row(
+            "threads",
+            "idle workers' cores given to busy ones: "
+            + ", ".join(moves[:4])
+            + (", ..." if len(moves) > 4 else ""),
+        )
     if report.peak_rss:
         peaks = sorted(report.peak_rss.values(), reverse=True)
         shown = ", ".join(_gib(p) for p in peaks[:4]) + (", ..." if len(peaks) > 4 else "")

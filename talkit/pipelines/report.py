@@ -75,10 +75,19 @@ class RunReport:
     uncommitted: list[str] = field(default_factory=list)  # finished, lost to a hard stop
     batch_size: int | None = None  # snippets per forward the workers used (auto: resolved)
     peak_rss: dict[str, int] = field(default_factory=dict)  # worker -> peak resident bytes
+    # worker -> torch thread changes at the end of the run (from, to, at_s, video, ...)
+    thread_changes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def note_peak_rss(self, worker: str, nbytes: int) -> None:
         """Keep the highest peak resident memory a worker reported."""
         self.peak_rss[worker] = max(int(nbytes), self.peak_rss.get(worker, 0))
+
+    def note_thread_change(self, worker: str, change: dict[str, Any], *, since: float) -> None:
+        """Record a worker's change of torch threads; ``at_s`` counts from ``since`` (epoch)."""
+        entry = {k: v for k, v in change.items() if k != "time"}
+        if "time" in change:
+            entry["at_s"] = round(float(change["time"]) - since, 3)
+        self.thread_changes.setdefault(worker, []).append(entry)
 
     @property
     def max_peak_rss(self) -> int | None:

@@ -17,6 +17,8 @@
 - Memory stays bounded: a worker holds one video's snippet batches (``extract_video``
   streams them), the driver holds at most one commit's worth of results (``commit_every``
   videos or 256 MiB), and at most two calls per worker are in flight.
+- At the end of a run (queue empty), idle workers' torch threads go to the workers still
+  extracting, applied between batches (``_Scheduler._rebalance``); not with ``--threads``.
 - A worker that dies (killed, out of memory, its node removed) is replaced; its videos go
   back in the queue, up to ``max_attempts`` tries each.
 - Several runs may write one store at once: each commit decides per video against the
@@ -73,6 +75,7 @@ from talkit.pipelines.worker import (
 )
 
 CALLS_IN_FLIGHT = 2
+CONTROL_GROUP = "control"  # the actors' concurrency group for calls made during process()
 START_TIMEOUT_S = 600.0
 
 
@@ -285,6 +288,8 @@ class _Slot:
     dead: bool = False
     node_id: str | None = None
     calls: dict[Any, VideoItem] = field(default_factory=dict)
+    base_threads: int | None = None  # torch threads it started with
+    threads: int | None = None  # torch threads last asked of it (see _rebalance)
 
 
 class _Scheduler:
@@ -318,6 +323,7 @@ class _Scheduler:
         self.resources: WorkerResources | None = None
         self.start_errors: list[str] = []
         self.t_spawn = 0.0
+        self.t_spawn_epoch = 0.0  # time.time() of the first spawn (for thread changes)
         self.t_first_ready: float | None = None
         self.niceness_noted: set[str] = set()
 
@@ -328,7 +334,9 @@ class _Scheduler:
         assert self.resources is not None
         res = self.resources
         cfg = self.job.config
-        remote = ray.remote(ExtractWorker)
+        # set_threads() runs in its own concurrency group, so it arrives while process()
+        # runs (process() stays one at a time, in the default group: max_concurrency=1).
+        remote = ray.remote(concurrency_groups={CONTROL_GROUP: 1})(ExtractWorker)
         name = f"talkit-extract-{self.report.run_id}-{self.spawned}"
         self.spawned += 1
         handle = remote.options(
@@ -375,6 +383,7 @@ class _Scheduler:
                 needs = node_needs((i.path for i in todo), cfg.checkpoint_files())
                 check_nodes(needs, self.resources.actor_options())
             self.t_spawn = time.perf_counter()
+            self.t_spawn_epoch = time.time()
             for _ in range(n):
                 self._spawn()
             self.report.ray = {
@@ -408,6 +417,7 @@ class _Scheduler:
         while queue or any(s.calls for s in self.slots):
             self._check_interrupt()
             self._hand_out(queue)
+            self._rebalance(queue)
             waiting = {s.ready_ref: s for s in self._live() if not s.ready}
             calls = {ref: s for s in self.slots for ref in s.calls}
             refs = list(waiting) + list(calls)
@@ -459,6 +469,42 @@ class _Scheduler:
                     item = queue.popleft()
                     slot.calls[slot.handle.process.remote(item)] = item
 
+    def _rebalance(self, queue: deque[VideoItem]) -> None:
+        """Give the threads of idle workers to the busy ones once the queue is empty.
+
+        At the end of a run, workers that have no video left would leave their cores
+        unused while the others extract their last videos. Each node's cores (the threads
+        its ready workers started with) are shared among its busy workers; each applies
+        the new count between two batches. While the queue has videos (a retry put one
+        back) every worker goes back to the threads it started with. Only on CPU workers
+        and only when ``--threads`` is not given: thread counts change features in the
+        last bits, and pinned threads keep them bit-identical (docs/performance.md).
+        """
+        if self.job.config.torch_threads is not None or self.job.config.device != "cpu":
+            return
+        ready = [s for s in self._live() if s.ready and s.base_threads]
+        wanted: dict[str, int] = {}
+        if queue:
+            wanted = {s.name: s.base_threads or 1 for s in ready}
+        else:
+            nodes: dict[str | None, list[_Slot]] = {}
+            for s in ready:
+                nodes.setdefault(s.node_id, []).append(s)
+            for slots in nodes.values():
+                busy = [s for s in slots if s.calls]
+                if not busy:
+                    continue
+                cores = sum(s.base_threads or 1 for s in slots)
+                share, extra = divmod(cores, len(busy))
+                for i, s in enumerate(busy):
+                    wanted[s.name] = max(1, share + (1 if i < extra else 0))
+        for s in ready:
+            n = wanted.get(s.name)
+            if n is None or n == s.threads:
+                continue
+            s.threads = n
+            s.handle.set_threads.options(concurrency_group=CONTROL_GROUP).remote(n)
+
     def _on_ready(self, slot: _Slot, ray: Any) -> None:
         from talkit import __version__
 
@@ -466,6 +512,8 @@ class _Scheduler:
             info = ray.get(slot.ready_ref)
             slot.node_id, pid = info["node_id"], info["pid"]
             slot.ready = True
+            if info.get("torch_threads"):
+                slot.base_threads = slot.threads = int(info["torch_threads"])
             self.report.ray.setdefault("worker_starts", []).append(
                 {"worker": slot.name, "node_id": slot.node_id, "host": info.get("host"),
                  "pid": pid, "ready_s": round(time.perf_counter() - self.t_spawn, 3),
@@ -529,6 +577,8 @@ class _Scheduler:
         result.attempts = self.attempts.get(item.video_id, 0) + 1
         if result.peak_rss is not None:
             self.report.note_peak_rss(slot.name, result.peak_rss)
+        for change in result.thread_changes:
+            self.report.note_thread_change(slot.name, change, since=self.t_spawn_epoch)
         if result.failure is not None:
             self._fail(result.failure)
             return

@@ -82,6 +82,8 @@ class VideoResult:
     failure: Failure | None = None
     attempts: int = 1
     peak_rss: int | None = None  # the worker process's peak resident memory so far, bytes
+    # Torch thread changes applied since the worker's previous result (see set_threads).
+    thread_changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def snippets(self) -> int:
@@ -234,6 +236,8 @@ class ExtractWorker:
                 )
         self.node_id = _node_id()
         self.pid = os.getpid()
+        self.threads_wanted: int | None = None  # set by set_threads, applied between batches
+        self.thread_changes: list[dict[str, Any]] = []
         clean_stale_spools()  # left by workers killed on this machine mid-video
 
     def ready(self) -> dict[str, Any]:
@@ -257,9 +261,35 @@ class ExtractWorker:
             "memory_share": self.memory_bytes,
         }
 
+    def set_threads(self, n: int) -> None:
+        """Ask for ``n`` torch threads from the next batch on.
+
+        The driver calls this while ``process`` runs (from another thread of the actor), to
+        give the cores of idle workers to the busy ones at the end of a run. Torch's thread
+        count is per calling thread (a thread that has run an operation keeps its own), so
+        it is only recorded here and applied by the forward thread between batches.
+        """
+        self.threads_wanted = max(1, int(n))
+
+    def _apply_threads(self, video_id: str, snippets_done: int) -> None:
+        """In the forward thread: switch to the thread count last asked for, if it differs."""
+        wanted = self.threads_wanted
+        if wanted is None:
+            return
+        import torch
+
+        current = int(torch.get_num_threads())
+        if wanted != current:
+            torch.set_num_threads(wanted)
+            self.thread_changes.append(
+                {"time": time.time(), "from": current, "to": wanted, "video": video_id,
+                 "snippets_done": snippets_done}
+            )  # fmt: skip
+
     def process(self, item: VideoItem) -> VideoResult:
         """Extract one video with every backbone; failures come back as data."""
         t0 = time.perf_counter()
+        self._apply_threads(item.video_id, 0)
         spool: tuple[str, str] | None = None  # (local copy, object URL) of an object
         try:
             if isinstance(item.path, str):  # an object: spooled to a local file, then deleted
@@ -283,12 +313,16 @@ class ExtractWorker:
                 failure = replace(failure, message=relabel(failure.message, *spool))
             return VideoResult(
                 item, self.node_id, self.pid, time.perf_counter() - t0, failure=failure,
-                peak_rss=peak_rss(),
+                peak_rss=peak_rss(), thread_changes=self._take_thread_changes(),
             )  # fmt: skip
         return VideoResult(
             item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs,
-            peak_rss=peak_rss(),
+            peak_rss=peak_rss(), thread_changes=self._take_thread_changes(),
         )  # fmt: skip
+
+    def _take_thread_changes(self) -> list[dict[str, Any]]:
+        changes, self.thread_changes = self.thread_changes, []
+        return changes
 
     def _extract_all(
         self, item: VideoItem, path: Path, source: Fingerprint
@@ -299,7 +333,7 @@ class ExtractWorker:
         feature set (NoSnippetsError naming them), so a video is written to all of a
         run's feature sets or to none, as a run with one backbone at a time would do.
         """
-        feats = self._extract(path)
+        feats = self._extract(path, item.video_id)
         short = [fs for fs, f in feats.items() if f.num_snippets == 0]
         if short and len(feats) > 1:
             frames = ", ".join(
@@ -329,8 +363,12 @@ class ExtractWorker:
             spec, f"{self.dataset}/{fs}", item.video_id, out.streams, out.timestamps, out.attrs
         )
 
-    def _extract(self, path: Path) -> dict[str, Any]:
-        """VideoFeatures per feature set, decoding the video once for all backbones."""
+    def _extract(self, path: Path, video_id: str) -> dict[str, Any]:
+        """VideoFeatures per feature set, decoding the video once for all backbones.
+
+        After each batch (in this, the forward thread) a thread count asked for by
+        ``set_threads`` is applied.
+        """
         from talkit.extractors.extract import ShortVideoWarning
         from talkit.extractors.multi import extract_video_multi
 
@@ -342,6 +380,7 @@ class ExtractWorker:
                 batch_size=self.batch_size,
                 flow_computers={fs: f for fs, f in self.flows.items() if f is not None},
                 fps_for_frames=self.frames_fps,
+                progress=lambda _name, done: self._apply_threads(video_id, done),
             )
 
 
