@@ -456,14 +456,16 @@ class _Scheduler:
     def _hand_out(self, queue: deque[VideoItem]) -> None:
         """One call per ready worker first, then a second only while videos remain for all.
 
-        A worker's second call waits in its own queue; near the end of a run that would
-        leave one worker with two videos while another idles, so it is only sent while
-        the queue still holds a video for every worker.
+        A worker's second call waits in its own queue; near the end of a run (or at its
+        start, while other workers still load their models) that would leave one worker
+        with two videos while another idles, so it is only sent while the queue still
+        holds a video for every live worker, ready or starting.
         """
-        ready = [s for s in self._live() if s.ready]
+        live = self._live()
+        ready = [s for s in live if s.ready]
         for depth in range(1, CALLS_IN_FLIGHT + 1):
             for slot in ready:
-                if not queue or (depth > 1 and len(queue) < len(ready)):
+                if not queue or (depth > 1 and len(queue) < len(live)):
                     return
                 if len(slot.calls) < depth:
                     item = queue.popleft()
