@@ -1,19 +1,36 @@
-"""Several backbones on one video: one decode for all of them, and the memory it takes.
+"""Backbones on CPU: pipeline vs bare forward, one decode for many, and the memory it takes.
 
-    python benchmarks/backbones.py [--small] [--rows decode,rss] [--repeat 2] [--threads 2]
-                                   [--input-size 112] [--flow farneback] [--workdir DIR]
+    python benchmarks/backbones.py [--small] [--rows forward,decode,rss,i3d_rss] [--repeat 2]
+                                   [--forward-repeat 5] [--forward-input N] [--batch-size 8]
+                                   [--threads 2] [--input-size 112]
+                                   [--flow farneback] [--workdir DIR]
 
 Rows, each against a baseline measured in the same run (these machines are noisy: read
-the ratios):
+the ratios), and a summary table at the end saying which targets were met:
 
+0. ``forward``, one row per backbone (I3D rgb, slowfast_r50, csn_r101, ircsn_152; seeded
+   random weights): ``extract_video`` snippets/s on a 320x240 25 fps H.264 video made
+   here, as a ratio to the bare ``backbone.extract`` on the very batches that run fed
+   it (captured in a warm-up run, which also warms both up), same threads and batch
+   size, best of ``--forward-repeat`` (5), interleaved (each side first in turn). Target: ratio >=
+   0.9. Full: each backbone's default input (I3D 256 -> 224, SlowFast and CSN-R101 256
+   -> 256, ir-CSN-152 256 -> 224) on a 16 s video (24 snippets each); ``--small``: 80
+   -> 64 px on a 7 s video (10 snippets); ``--forward-input N``: N * 5 // 4 -> N px.
+   The printed detail also has the CPU-time ratio and the best pipeline run's own forward
+   time over its total (what decoding and preprocessing add, without the noise between
+   runs).
 1. ``single decode``: ``extract_video_multi`` with three backbones on one 720p H.264
    video, against the sum of three separate ``extract_video`` runs of the same backbones
    on the same video (best of ``--repeat``, interleaved). Target: ratio <= 0.8.
 2. ``peak RSS``: a fresh process runs the three backbones on a 10-minute 720p video
    (``--small``: 2 minutes) and reports its peak resident memory; the same on a video a
    tenth as long shows that it does not grow with the video. Target: < 3 GB.
+3. ``I3D RGB peak RSS``: ``benchmarks/i3d.py``'s in-process ``extract_video`` child
+   (64-frame snippets, 224 px, ``--batch-size auto``, all CPUs as threads) on a 60 s
+   320x240 video (``--small``: 12 s), against its video_features-style baseline (OpenCV
+   decode, batch 1) in a child of its own. Target: <= 1.5 GB.
 
-The three backbones are I3D configured three ways (only I3D is registered): two-stream
+Rows 1 and 2 use I3D configured three ways, which exercises every shared step: two-stream
 at 25 fps (16-frame snippets, TV-L1-family flow), rgb at 10 fps (8-frame snippets) with
 the same resize, and flow only on overlapping 8-frame windows (stride 4) with the same
 flow spec. Inputs are ``--input-size`` px (default 112) so a CPU run ends in minutes;
@@ -24,7 +41,9 @@ Random weights: a forward's speed does not depend on the weights' values.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -99,6 +118,98 @@ def long_video(path: Path, seconds: int, size: tuple[int, int], segment_s: int =
     return path
 
 
+FORWARD_BACKBONES = ("i3d", "slowfast_r50", "csn_r101", "ircsn_152")
+
+
+def forward_models(input_size: int | None) -> dict[str, Any]:
+    """Row 0's backbones with seeded random weights, at their default input size (None) or
+    at ``input_size`` px cropped from a short side ``input_size * 5 // 4``."""
+    sizes = (
+        {}
+        if input_size is None
+        else {"input_size": input_size, "resize_short": input_size * 5 // 4}
+    )
+    extra = {"i3d": {"streams": ("rgb",)}}
+    return {
+        name: build_backbone(name, random_weights_seed=0, **sizes, **extra.get(name, {}))
+        for name in FORWARD_BACKBONES
+    }
+
+
+def captured_batches(video: Path, model: Any, batch_size: int) -> list[dict[str, torch.Tensor]]:
+    """Run ``extract_video`` once (the warm-up of both sides) and keep the batches it fed
+    the backbone, so the bare forward is timed on exactly the same inputs."""
+    batches: list[dict[str, torch.Tensor]] = []
+    bare = model.extract
+
+    def keep(batch: dict[str, torch.Tensor]) -> Any:
+        batches.append({s: x.clone() for s, x in batch.items()})
+        return bare(batch)
+
+    model.extract = keep
+    try:
+        extract_video(video, model, batch_size=batch_size)
+    finally:
+        del model.extract  # back to the class's method
+    return batches
+
+
+def row_forward(video: Path, name: str, model: Any, batch_size: int, repeat: int) -> dict[str, Any]:
+    """Row 0: ``extract_video`` snippets/s vs ``backbone.extract`` alone on its batches."""
+    batches = captured_batches(video, model, batch_size)
+    snippets = sum(next(iter(b.values())).shape[0] for b in batches)
+    best_fwd = best_pipe = float("inf")
+    cpu = {"forward": float("inf"), "pipeline": float("inf")}
+    timing: dict[str, float] = {}
+
+    def forward() -> None:
+        nonlocal best_fwd
+        t0, c0 = time.perf_counter(), time.process_time()
+        for batch in batches:
+            model.extract(batch)
+        best_fwd = min(best_fwd, time.perf_counter() - t0)
+        cpu["forward"] = min(cpu["forward"], time.process_time() - c0)
+
+    def pipeline() -> None:
+        nonlocal best_pipe, timing
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = extract_video(video, model, batch_size=batch_size)
+        elapsed = time.perf_counter() - t0
+        cpu["pipeline"] = min(cpu["pipeline"], time.process_time() - c0)
+        if elapsed < best_pipe:
+            best_pipe, timing = elapsed, res.meta["timing_s"]
+        if res.num_snippets != snippets:
+            raise AssertionError(f"{name}: {res.num_snippets} snippets, captured {snippets}")
+
+    for i in range(repeat):  # interleaved, each first in turn, so load changes hit both alike
+        for step in (forward, pipeline) if i % 2 == 0 else (pipeline, forward):
+            step()
+    spec = model.spec
+    shape = tuple(next(iter(batches[0].values())).shape[1:])
+    return {
+        "row": f"forward, {name}",
+        "video": f"{spec.resize_short}->{spec.input_size}px x{spec.clip_len}",
+        "unit": "snip/s",
+        "ours": snippets / best_pipe,
+        "baseline": snippets / best_fwd,
+        "ratio": best_fwd / best_pipe,
+        "target": "ratio >= 0.9",
+        "met": best_fwd / best_pipe >= 0.9,
+        "detail": {
+            "snippets": snippets,
+            "batches": len(batches),
+            "input_shape": shape,
+            "pipeline_s": best_pipe,
+            "forward_s": best_fwd,
+            "cpu_s": cpu,
+            "cpu_ratio": cpu["forward"] / cpu["pipeline"],
+            # Within the best pipeline run: its own forward time over its total.
+            "forward_share_in_pipeline": timing["forward"] / timing["total"],
+            "inside_pipeline_s": timing,
+        },
+    }
+
+
 def row_single_decode(video: Path, models: dict[str, Any], repeat: int) -> dict[str, Any]:
     """Row 1: one shared pass vs the sum of one run per backbone (best of ``repeat``)."""
     best_multi = best_sum = float("inf")
@@ -117,11 +228,13 @@ def row_single_decode(video: Path, models: dict[str, Any], repeat: int) -> dict[
     return {
         "row": "single decode, 3 backbones",
         "video": video.name,
-        "ours_s": best_multi,
-        "baseline_s": best_sum,
+        "unit": "s",
+        "ours": best_multi,
+        "baseline": best_sum,
         "ratio": best_multi / best_sum,
-        "target": "<= 0.8",
-        "decode": decode,
+        "target": "ratio <= 0.8",
+        "met": best_multi / best_sum <= 0.8,
+        "detail": {"decode": decode},
     }
 
 
@@ -137,27 +250,67 @@ def row_peak_rss(video: Path, short: Path, args: argparse.Namespace) -> dict[str
     return {
         "row": "peak RSS, 3 backbones",
         "video": video.name,
-        "ours_gb": out["long"]["peak_rss_gb"],
-        "baseline_gb": out["short"]["peak_rss_gb"],
+        "unit": "GB",
+        "ours": out["long"]["peak_rss_gb"],
+        "baseline": out["short"]["peak_rss_gb"],
         "ratio": out["long"]["peak_rss_gb"] / out["short"]["peak_rss_gb"],
-        "target": "< 3 GB",
-        "long": out["long"],
-        "short": out["short"],
+        "target": "ours < 3 GB",
+        "met": out["long"]["peak_rss_gb"] < 3,
+        "detail": {"long": out["long"], "short": out["short"]},
     }
+
+
+def row_i3d_rss(seconds: int, workdir: Path) -> dict[str, Any]:
+    """Row 3: benchmarks/i3d.py's in-process I3D RGB child and its common-extractor
+    baseline, each in a fresh process, on a ``seconds`` long 320x240 video."""
+    loader = importlib.util.spec_from_file_location("bench_i3d", Path(__file__).with_name("i3d.py"))
+    assert loader is not None and loader.loader is not None
+    bench_i3d = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(bench_i3d)
+    video = workdir / f"i3d_320x240_{seconds}s.mp4"
+    if not video.exists():
+        write_signature_video(video, num_frames=seconds * 25, fps=25, size=(320, 240), seed=2)
+    ours = bench_i3d._in_child("extract_video", video)
+    base = bench_i3d._in_child("baseline", video)
+    gb = 2**30  # GiB, as the other rows (ru_maxrss / 2**20 KiB)
+    return {
+        "row": "peak RSS, I3D RGB",
+        "video": video.name,
+        "unit": "GB",
+        "ours": ours["peak_rss"] / gb,
+        "baseline": base["peak_rss"] / gb,
+        "ratio": ours["peak_rss"] / base["peak_rss"],
+        "target": "ours <= 1.5 GB",
+        "met": ours["peak_rss"] / gb <= 1.5,
+        "detail": {"extract_video": ours, "common_extractor": base},
+    }
+
+
+def peak_rss_gb() -> float:
+    """This process's own peak RSS (GiB): VmHWM, the high-water mark of the address space
+    exec gave it. ``ru_maxrss`` would not do in a child: Linux carries the parent's peak
+    over into it through fork/vfork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def rss_child(path: Path, args: argparse.Namespace) -> None:
     """Runs in the fresh process of row 2; prints one JSON line."""
     torch.set_num_threads(args.threads)
     models = backbones(args.input_size, args.flow)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    before = peak_rss_gb()
     t0 = time.perf_counter()
     result = extract_video_multi(path, models, batch_size=8)
     first = next(iter(result.values()))
     print(
         json.dumps(
             {
-                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "peak_rss_gb": peak_rss_gb(),
                 "rss_before_extraction_gb": before,
                 "seconds": time.perf_counter() - t0,
                 "video_s": first.meta["video"]["duration_s"],
@@ -169,13 +322,16 @@ def rss_child(path: Path, args: argparse.Namespace) -> None:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    print(f"{'row':<28} {'video':<24} {'ours':>10} {'baseline':>10} {'ratio':>7}  target")
+    """The summary: each row's numbers, its target, and whether this run met it."""
+    print(
+        f"{'row':<28} {'video / input':<24} {'ours':>9} {'baseline':>9} {'unit':<6} "
+        f"{'ratio':>6}  {'target':<15} met"
+    )
     for r in rows:
-        unit = "s" if "ours_s" in r else "GB"
-        ours, base = r.get("ours_s", r.get("ours_gb")), r.get("baseline_s", r.get("baseline_gb"))
         print(
-            f"{r['row']:<28} {r['video']:<24} {ours:>9.2f}{unit[0]} {base:>9.2f}{unit[0]} "
-            f"{r['ratio']:>7.2f}  {r['target']}"
+            f"{r['row']:<28} {r['video']:<24} {r['ours']:>9.3f} {r['baseline']:>9.3f} "
+            f"{r['unit']:<6} {r['ratio']:>6.3f}  {r['target']:<15} "
+            f"{'yes' if r['met'] else 'NO'}"
         )
 
 
@@ -186,7 +342,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--input-size", type=int, default=112)
     parser.add_argument("--flow", default="farneback", help="flow method of the flow streams")
-    parser.add_argument("--rows", default="decode,rss", help="which rows: decode, rss")
+    parser.add_argument(
+        "--forward-input",
+        type=int,
+        default=None,
+        help="input px of the forward rows (default: each backbone's own; --small: 64)",
+    )
+    parser.add_argument(
+        "--forward-repeat", type=int, default=5, help="best of N for the forward rows"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="batch of the forward rows")
+    parser.add_argument(
+        "--rows",
+        default="forward,decode,rss,i3d_rss",
+        help="which rows: forward, decode, rss, i3d_rss",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -198,25 +368,44 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     ratio_s, long_s = (8, 120) if args.small else (20, 600)
     print(
-        f"# threads {args.threads}, input {args.input_size} px, flow {args.flow}, "
-        f"batch 8, random weights; videos in {workdir}",
+        f"# threads {args.threads}, random weights; videos in {workdir}; "
+        f"load average {os.getloadavg()[0]:.2f} at the start",
         flush=True,
     )
     wanted = set(args.rows.split(","))
+    unknown = wanted - {"forward", "decode", "rss", "i3d_rss"}
+    if unknown:
+        parser.error(f"unknown rows {sorted(unknown)}; pick from forward, decode, rss, i3d_rss")
     rows = []
+    # The memory rows first: benchmarks/i3d.py's children read ru_maxrss, which starts at
+    # this process's own peak (Linux carries it over exec), so it must still be small.
+    if "i3d_rss" in wanted:
+        rows.append(row_i3d_rss(12 if args.small else 60, workdir))
+    if "rss" in wanted:
+        print(f"# rss: input {args.input_size} px, flow {args.flow}, batch 8", flush=True)
+        long = long_video(workdir / f"long_720p_{long_s}s.mp4", long_s, SIZE_720P)
+        short = long_video(workdir / f"long_720p_{long_s // 10}s.mp4", long_s // 10, SIZE_720P)
+        rows.append(row_peak_rss(long, short, args))
+    if "forward" in wanted:
+        forward_s = 7 if args.small else 16
+        size = args.forward_input or (64 if args.small else None)
+        video = textured_video(
+            workdir / f"textured_320x240_{forward_s}s.mp4", forward_s, (320, 240)
+        )
+        for name, model in forward_models(size).items():
+            rows.append(row_forward(video, name, model, args.batch_size, args.forward_repeat))
+            print(f"# {rows[-1]['row']}: {json.dumps(rows[-1]['detail'])}", flush=True)
     if "decode" in wanted:
+        print(f"# decode: input {args.input_size} px, flow {args.flow}, batch 8", flush=True)
         models = backbones(args.input_size, args.flow)
         video = textured_video(workdir / f"textured_720p_{ratio_s}s.mp4", ratio_s, SIZE_720P)
         rows.append(row_single_decode(video, models, args.repeat))
         del models
-    if "rss" in wanted:
-        long = long_video(workdir / f"long_720p_{long_s}s.mp4", long_s, SIZE_720P)
-        short = long_video(workdir / f"long_720p_{long_s // 10}s.mp4", long_s // 10, SIZE_720P)
-        rows.append(row_peak_rss(long, short, args))
-    print_table(rows)
     for r in rows:
-        extra = {k: v for k, v in r.items() if k in ("decode", "long", "short")}
-        print(f"# {r['row']}: {json.dumps(extra)}")
+        if not r["row"].startswith("forward"):
+            print(f"# {r['row']}: {json.dumps(r['detail'])}")
+    print(f"# load average {os.getloadavg()[0]:.2f} at the end")
+    print_table(rows)
 
 
 if __name__ == "__main__":
