@@ -229,3 +229,22 @@ def test_spec_becomes_the_store_record_with_flow_and_weights() -> None:
     flow = record["params"]["flow"]
     assert flow["method"] == "dis" and flow["approximate"] is True and flow["quantize_8bit"]
     assert record["params"]["resize_short"] == 256 and record["params"]["input_size"] == 224
+
+
+def test_same_max_pools_without_a_padded_copy_equal_the_zero_padded_pool() -> None:
+    """I3D's SAME max pools pad inside the pool (no padded copy of the activations); on
+    non-negative inputs that is bit-identical to zero padding, for every size."""
+    import torch.nn.functional as F
+
+    from talkit.extractors.backbones.i3d import MaxPool3dSame, _flat_pad, _pads
+
+    gen = torch.Generator().manual_seed(0)
+    for kernel, stride in (((1, 3, 3), (1, 2, 2)), ((3, 3, 3), (1, 1, 1)), ((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2))):  # fmt: skip
+        pool = MaxPool3dSame(kernel, stride)
+        for t in range(1, 9):
+            for hw in range(1, 14):
+                x = torch.rand((1, 2, t, hw, hw + 1), generator=gen)
+                pads = _pads(x.shape[2:], kernel, stride)
+                want = F.max_pool3d(F.pad(x, _flat_pad(pads)), kernel, stride)
+                got = pool(x)
+                assert got.shape == want.shape and torch.equal(got, want), (kernel, stride, t, hw)

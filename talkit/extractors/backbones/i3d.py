@@ -143,9 +143,36 @@ class MaxPool3dSame(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _pads(x.shape[2:], self.kernel, self.stride)
-        if any(front or back for front, back in pads):
-            x = F.pad(x, _flat_pad(pads))
-        return F.max_pool3d(x, self.kernel, self.stride)
+        if not any(front or back for front, back in pads):
+            return F.max_pool3d(x, self.kernel, self.stride)
+        if _pool_pads_in_place(x.shape[2:], self.kernel, self.stride, pads):
+            # The pool pads itself (front symmetric, the extra back one by ceil_mode), with
+            # -inf, which equals zeros here: no padded copy of the activations.
+            front = [f for f, _ in pads]
+            return F.max_pool3d(x, self.kernel, self.stride, padding=front, ceil_mode=True)
+        return F.max_pool3d(F.pad(x, _flat_pad(pads)), self.kernel, self.stride)
+
+
+def _pool_pads_in_place(
+    shape: Sequence[int],
+    kernel: Sequence[int],
+    stride: Sequence[int],
+    pads: list[tuple[int, int]],
+) -> bool:
+    """Whether ``max_pool3d(padding=front, ceil_mode=True)`` gives the SAME-padded windows.
+
+    The windows start at the same places; only their number can differ, so compare it
+    with SAME's ``ceil(n / s)`` (PyTorch drops a last window that starts in the padding).
+    """
+    for n, k, s, (front, _) in zip(shape, kernel, stride, pads, strict=True):
+        if 2 * front > k:
+            return False  # PyTorch allows at most half the kernel as padding
+        out = -(-(n + 2 * front - k) // s) + 1
+        if (out - 1) * s >= n + front:
+            out -= 1
+        if out != -(-n // s):
+            return False
+    return True
 
 
 class InceptionModule(nn.Module):
