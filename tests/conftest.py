@@ -49,3 +49,16 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> A
     home.mkdir()
     set_environment(monkeypatch, aws_environment(moto_endpoint, home))
     return new_bucket(moto_endpoint)
+
+
+@pytest.fixture(scope="module")
+def ray_here() -> Iterator[None]:
+    """An embedded Ray (2 CPUs) for this module, or the one a previous module started."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()

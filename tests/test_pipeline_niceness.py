@@ -32,17 +32,6 @@ def thread_niceness(pid: int) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def ray_here() -> Any:
-    """An embedded Ray (2 CPUs) for this module, or the one a previous module started."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def one_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from talkit.datasets.synthetic.videos import generate_videos
 

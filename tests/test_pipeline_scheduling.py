@@ -22,17 +22,6 @@ DEFAULTS = {k: v for k, v in TINY_CONFIG.items() if k not in ("torch_threads", "
 
 
 @pytest.fixture(scope="module")
-def ray_here() -> Any:
-    """An embedded Ray (2 CPUs) for this module, or the one a previous module started."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def three_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from talkit.datasets.synthetic.videos import generate_videos
 
