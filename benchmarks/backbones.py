@@ -49,14 +49,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import torch
 
-from talkit.datasets.synthetic.signature import write_signature_video
+from talkit.datasets.synthetic.signature import repeat_video, write_signature_video
 from talkit.extractors import build_backbone, extract_video, extract_video_multi
 
 SIZE_720P = (1280, 720)
@@ -98,22 +96,7 @@ def long_video(path: Path, seconds: int, size: tuple[int, int], segment_s: int =
     write_signature_video(
         seg, num_frames=segment_s * 25, fps=25, size=size, seed=2, preset="ultrafast"
     )
-    with av.open(str(seg)) as src:
-        s_in = src.streams.video[0]
-        packets = [p for p in src.demux(s_in) if p.size]
-        seg_ticks = round(Fraction(segment_s) / Fraction(s_in.time_base))
-        with av.open(str(path), "w") as dst:
-            s_out = dst.add_stream_from_template(s_in)
-            for rep in range(seconds // segment_s):
-                for p in packets:
-                    q = av.Packet(bytes(p))
-                    q.pts = p.pts + rep * seg_ticks
-                    q.dts = p.dts + rep * seg_ticks
-                    q.duration = p.duration
-                    q.time_base = p.time_base
-                    q.is_keyframe = p.is_keyframe
-                    q.stream = s_out
-                    dst.mux(q)
+    repeat_video(seg, path, segment_s=segment_s, times=seconds // segment_s)
     seg.unlink()
     return path
 

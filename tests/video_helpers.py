@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from talkit.datasets.synthetic.signature import read_signature, write_signature_video
+from talkit.datasets.synthetic.signature import read_signature, repeat_video, write_signature_video
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -74,21 +74,6 @@ def make_long_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int
     write_signature_video(
         seg, num_frames=seg_frames, fps=fps, size=size, preset="ultrafast", texture=False
     )
-    with av.open(str(seg)) as src:
-        s_in = src.streams.video[0]
-        packets = [p for p in src.demux(s_in) if p.size]
-        seg_ticks = round(Fraction(2) / Fraction(s_in.time_base))
-        with av.open(str(path), "w") as dst:
-            s_out = dst.add_stream_from_template(s_in)
-            for rep in range(seconds // 2):
-                for p in packets:
-                    q = av.Packet(bytes(p))
-                    q.pts = p.pts + rep * seg_ticks
-                    q.dts = p.dts + rep * seg_ticks
-                    q.duration = p.duration
-                    q.time_base = p.time_base
-                    q.is_keyframe = p.is_keyframe
-                    q.stream = s_out
-                    dst.mux(q)
+    repeat_video(seg, path, segment_s=2, times=seconds // 2)
     seg.unlink()
     return path

@@ -206,3 +206,29 @@ def write_signature_video(
     finally:
         container.close()
     return [float(t) for t in times]
+
+
+def repeat_video(segment: Path, path: Path, *, segment_s: int, times: int) -> Path:
+    """``path``: ``segment`` played ``times`` times, by copying its packets (no re-encode).
+
+    Makes hour-long test videos in seconds. ``segment`` must be ``segment_s`` long and
+    start with a key frame with no B-frames across its end (x264 ultrafast), so the
+    concatenation is a valid stream; frame contents repeat every segment.
+    """
+    with av.open(str(segment)) as src:
+        s_in = src.streams.video[0]
+        packets = [p for p in src.demux(s_in) if p.size]
+        seg_ticks = round(Fraction(segment_s) / Fraction(s_in.time_base))
+        with av.open(str(path), "w") as dst:
+            s_out = dst.add_stream_from_template(s_in)
+            for rep in range(times):
+                for p in packets:
+                    q = av.Packet(bytes(p))
+                    q.pts = p.pts + rep * seg_ticks
+                    q.dts = p.dts + rep * seg_ticks
+                    q.duration = p.duration
+                    q.time_base = p.time_base
+                    q.is_keyframe = p.is_keyframe
+                    q.stream = s_out
+                    dst.mux(q)
+    return path
