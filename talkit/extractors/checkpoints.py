@@ -175,6 +175,10 @@ def identify_layout(state: Mapping[str, torch.Tensor]) -> str | None:
         )
         depth = _DEPTHS.get(_res_blocks(state, "blocks.3."), "")
         return f"a pytorchvideo {family}{'-' + depth if depth else ''} checkpoint"
+    for prefix in ("module.base_model.", "base_model."):
+        if f"{prefix}conv1_5.0.weight" in state:  # TDN's short-term TDM stem
+            depth = _DEPTHS.get(_tdn_blocks(state, f"{prefix}layer3_bak."), "")
+            return f"an MCG-NJU/TDN{'-' + depth if depth else ''} checkpoint"
     if any(k.startswith("backbone.") for k in state):
         csn = _mmaction2_csn(state, "backbone.")
         return f"an mmaction2 {csn or 'recognizer'} checkpoint (backbone.*, cls_head.*)"
@@ -185,6 +189,11 @@ def identify_layout(state: Mapping[str, torch.Tensor]) -> str | None:
             "without the backbone. prefix and no cls_head, such as pretraining weights)"
         )
     return None
+
+
+def _tdn_blocks(state: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """How many bottlenecks a TDN stage holds (``<prefix><i>.conv1.weight``)."""
+    return len({k[len(prefix) :].split(".")[0] for k in state if k.startswith(prefix)})
 
 
 def _mmaction2_csn(state: Mapping[str, torch.Tensor], prefix: str) -> str | None:

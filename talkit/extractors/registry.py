@@ -282,6 +282,9 @@ class NetworkBackbone(Backbone):
 
     network: nn.Module
     layout: str = ""  # the checkpoint layout this backbone loads, for error messages
+    # Key prefixes the reader strips (DataParallel's); a family whose network owns the
+    # prefix (TDN's published files keep "module.") reads its files as they are.
+    strip_prefixes: tuple[str, ...] = ("module.",)
 
     @abstractmethod
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
@@ -296,7 +299,8 @@ class NetworkBackbone(Backbone):
 
         self._check_stream(stream)
         path = Path(path)
-        self._load_state(stream, read_state_dict(path), str(path))
+        state = read_state_dict(path, strip_prefixes=self.strip_prefixes)
+        self._load_state(stream, state, str(path))
         self.network.to(self.device).eval()
         digest = file_sha256(path)
         self._set_weights(stream, f"sha256:{digest}")
