@@ -221,10 +221,30 @@ class Bottleneck(nn.Module):
         return torch.relu_(out + identity)
 
 
-def _stage(inplanes: int, planes: int, blocks: int, stride: int, **kwargs: object) -> nn.Sequential:
-    layers = [Bottleneck(inplanes, planes, stride, **kwargs)]  # type: ignore[arg-type]
-    layers += [Bottleneck(planes * 4, planes, **kwargs) for _ in range(1, blocks)]  # type: ignore[arg-type]
-    return nn.Sequential(*layers)
+def _stage(
+    inplanes: int,
+    planes: int,
+    blocks: int,
+    stride: int,
+    *,
+    temporal: bool = False,
+    num_segments: int = NUM_SEGMENTS,
+    legacy: bool = False,
+) -> nn.Sequential:
+    """One ResNet stage; its first block strides and projects the shortcut."""
+    return nn.Sequential(
+        *(
+            Bottleneck(
+                inplanes if b == 0 else planes * 4,
+                planes,
+                stride if b == 0 else 1,
+                temporal=temporal,
+                num_segments=num_segments,
+                legacy=legacy,
+            )
+            for b in range(blocks)
+        )
+    )
 
 
 class TDNBase(nn.Module):
@@ -252,14 +272,18 @@ class TDNBase(nn.Module):
         )
         self.resnext_layer1 = _stage(64, 64, stage_blocks[0], 1)
         self.layer1_bak = _stage(64, 64, stage_blocks[0], 1)
-        temporal = {
-            "temporal": True,
-            "num_segments": num_segments,
-            "legacy": legacy_backward_smallscale4,
-        }
-        self.layer2_bak = _stage(256, 128, stage_blocks[1], 2, **temporal)
-        self.layer3_bak = _stage(512, 256, stage_blocks[2], 2, **temporal)
-        self.layer4_bak = _stage(1024, 512, stage_blocks[3], 2, **temporal)
+        legacy = legacy_backward_smallscale4
+        for i, (cin, width) in enumerate(((256, 128), (512, 256), (1024, 512))):
+            stage = _stage(
+                cin,
+                width,
+                stage_blocks[i + 1],
+                2,
+                temporal=True,
+                num_segments=num_segments,
+                legacy=legacy,
+            )
+            self.add_module(f"layer{i + 2}_bak", stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.unflatten(1, (NEW_LENGTH, 3))  # nt, 5, 3, h, w
@@ -271,7 +295,8 @@ class TDNBase(nn.Module):
         y = self.alpha * y + self.beta * F.interpolate(d1, size=y.shape[-2:])
         y = self.layer1_bak(y)
         y = self.alpha * y + self.beta * F.interpolate(d2, size=y.shape[-2:])
-        y = self.layer4_bak(self.layer3_bak(self.layer2_bak(y)))
+        for stage in (self.layer2_bak, self.layer3_bak, self.layer4_bak):
+            y = stage(y)
         return y.mean(dim=(2, 3))
 
 
