@@ -472,6 +472,16 @@ def test_a_tdn_file_that_does_not_fit_lists_its_keys(tmp_path: Path) -> None:
     assert "1 missing key(s): module.base_model.layer4_bak.2.mse.bn3.running_var" in str(info.value)
 
 
+def test_a_tdn_file_without_the_dataparallel_prefix_is_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "tdn_bare.pth"
+    torch.save({k.removeprefix("module."): v for k, v in _zeros(KEYS).items()}, path)
+    with pytest.raises(CheckpointError) as info:
+        get("tdn_r50", **SMALL).load_checkpoint("rgb", path)
+    text = str(info.value)
+    assert "its keys lack the 'module.' prefix of the published files" in text
+    assert "789 missing key(s): module.base_model.conv1.weight" in text
+
+
 def test_cli_refuses_another_backbones_checkpoint(
     videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

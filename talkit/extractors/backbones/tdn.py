@@ -392,6 +392,19 @@ def init_random_(model: TDN, seed: int) -> None:
         fc.bias.zero_()
 
 
+def _unprefixed(state: Mapping[str, torch.Tensor]) -> str | None:
+    """Say so when a TDN state dict was saved without DataParallel (no ``module.``): talkit
+    loads the published files as they are and renames nothing."""
+    if any(k.startswith("base_model.") for k in state) and not any(
+        k.startswith("module.") for k in state
+    ):
+        return (
+            "its keys lack the 'module.' prefix of the published files (saved without "
+            "DataParallel); save it as {'state_dict': {'module.' + k: v}}"
+        )
+    return None
+
+
 class TDNBackbone(NetworkBackbone):
     """TDN-R50 as a talkit backbone: one "rgb" stream, 2048-d, MCG-NJU/TDN's checkpoints
     read as they are (their ``module.`` prefix is the network's own first name)."""
@@ -430,6 +443,7 @@ class TDNBackbone(NetworkBackbone):
                 state,
                 source=source,
                 target=f"{name} network (expected layout: {self.layout})",
+                describe=_unprefixed,
                 hint=hint,
             )
         except CheckpointError:
