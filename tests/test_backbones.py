@@ -295,7 +295,11 @@ def test_cli_extracts_slowfast_into_a_store_that_shows_its_sampling(
     code, out, _ = run_cli(capsys, "store", "info", str(store))
     text = " ".join(out.split())
     assert code == 0
-    assert "slowfast_r50 (fps 15.0, clip_len 32, stride 8, sampling_rate 2 of 30.0 fps)" in text
+    assert (
+        "backbone slowfast_r50 snippet 32 frames at 15 fps (1 in 2 of 30 fps): a 2.13 s window "
+        "every 0.533 s; a last partial window is dropped" in text
+    )
+    assert "weights rgb: " in text and "feature " in text
     assert "rgb=2304" in text
 
 
