@@ -404,3 +404,51 @@ def test_weights_table_points_at_the_hub_file() -> None:
     assert entry.file_name == "pytorch_model.bin" and entry.sha256 is None
     assert "MIT" in entry.licence
     assert not [w for w in all_weights().values() if w.backbone == "vivit_b16x2"]
+
+
+def test_a_fine_tuned_head_is_rebuilt_to_fit(tmp_path: Path) -> None:
+    """Fine-tuned hub models (other label counts) load: the feature does not use the head."""
+    file_model = create_vivit_hf(depth=2, **{**TINY, "num_classes": 3})
+    init_random_(file_model, 1)
+    path = tmp_path / "finetuned.bin"
+    torch.save(file_model.state_dict(), path)
+    backbone = get("vivit_b16x2_hf", input_size=32)
+    backbone.network = create_vivit_hf(depth=2, **TINY)  # 5 classes, as built
+    backbone.load_checkpoint("rgb", path)
+    assert backbone.network.head.out_features == 3
+    x = _clip(seed=9)
+    with torch.no_grad():
+        ref = file_model.forward_features({"rgb": x})["rgb"].numpy()
+    np.testing.assert_allclose(backbone.extract({"rgb": x})["rgb"], ref, rtol=1e-6, atol=1e-6)
+
+
+def test_a_truncated_safetensors_file_is_called_corrupt(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from talkit.extractors.checkpoints import read_state_dict
+
+    path = tmp_path / "model.safetensors"
+    save_file(_tiny_hf().state_dict(), path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="could not be read; the file looks truncated"):
+        read_state_dict(path)
+
+
+def test_cli_refuses_the_hub_layout_for_the_factorised_model(
+    videos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_helpers import run_cli
+
+    path = tmp_path / "pytorch_model.bin"
+    torch.save(_tiny_hf().state_dict(), path)
+    code, _, err = run_cli(
+        capsys, "extract", "--videos", str(videos), "--dataset", "d",
+        "--store", str(tmp_path / "s"), "--backbone", "vivit_b16x2",
+        "--checkpoint", f"vivit_b16x2={path}",
+    )  # fmt: skip
+    text = " ".join(err.split())
+    assert code == 2, err
+    assert f"checkpoint {path} does not fit the vivit_b16x2 network" in text
+    assert "expected layout: talkit's own factorised ViViT state dict" in text
+    assert "this looks like an HF transformers ViViT checkpoint" in text
+    assert not (tmp_path / "s").exists()
