@@ -451,4 +451,5 @@ def test_cli_refuses_the_hub_layout_for_the_factorised_model(
     assert f"checkpoint {path} does not fit the vivit_b16x2 network" in text
     assert "expected layout: talkit's own factorised ViViT state dict" in text
     assert "this looks like an HF transformers ViViT checkpoint" in text
+    assert "the HF hub file is ViViT model 1: --backbone vivit_b16x2_hf loads it" in text
     assert not (tmp_path / "s").exists()

@@ -240,13 +240,14 @@ def _vivit(state: Mapping[str, torch.Tensor]) -> str | None:
     """ViViT files in words: HF transformers' 4.x layout (the hub's), transformers 5's own
     renamed layout, and talkit's factorised-encoder layout; None for anything else."""
     if "vivit.embeddings.cls_token" in state:
-        if any(k.startswith("vivit.encoder.layer.") for k in state):
-            n = _layers(state, "vivit.encoder.layer.")
-            return f"an HF transformers ViViT checkpoint ({n} layers, 4.x layout: vivit.encoder.layer.*)"
-        n = _layers(state, "vivit.layers.")
+        n4, n5 = _layers(state, "vivit.encoder.layer."), _layers(state, "vivit.layers.")
+        if n5 and not n4:
+            return (
+                f"an HF transformers 5 ViViT checkpoint ({n5} layers, vivit.layers.*.q_proj: "
+                "renamed from the hub file's 4.x layout)"
+            )
         return (
-            f"an HF transformers 5 ViViT checkpoint ({n} layers, vivit.layers.*.q_proj: "
-            "renamed from the hub file's 4.x layout)"
+            f"an HF transformers ViViT checkpoint ({n4} layers, 4.x layout: vivit.encoder.layer.*)"
         )
     if "spatial.cls_token" in state and "temporal.cls_token" in state:
         s, t = _layers(state, "spatial.blocks."), _layers(state, "temporal.blocks.")

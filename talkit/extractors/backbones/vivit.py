@@ -327,7 +327,7 @@ class VivitBackbone(NetworkBackbone):
 
         name = self.spec.name
         known = [w.name for w in weights_tables().values() if w.backbone == name]
-        hint = f"give {name} a checkpoint in its layout ({self.layout})" + (
+        hint = f"give {name} a file in that layout" + (
             f", e.g. --weights {' or '.join(known)}" if known else ""
         )
         target = f"{name} network (expected layout: {self.layout})"
@@ -354,6 +354,8 @@ class VivitBackbone(NetworkBackbone):
                 )
         looks = identify_layout(state)
         if looks is not None and looks != identify_layout(ours):
+            if "HF transformers" in looks and isinstance(self.network, VivitFactorised):
+                hint += "; the HF hub file is ViViT model 1: --backbone vivit_b16x2_hf loads it"
             raise CheckpointError(
                 f"checkpoint {source} does not fit the {target}; this looks like {looks}",
                 hint=hint,
