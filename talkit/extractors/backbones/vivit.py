@@ -291,8 +291,9 @@ def create_vivit_factorised(**kwargs: int) -> VivitFactorised:
 
 
 def init_random_(model: nn.Module, seed: int) -> None:
-    """Seeded random weights, ViT style: truncated-normal (std 0.02) linears, convs,
-    CLS tokens and position embeddings; zero biases; unit layernorms. Never real features."""
+    """Seeded random weights, ViT style: normal draws clipped at 2 sd (std 0.02 for linears,
+    CLS tokens and position embeddings; 1/sqrt(fan-in) for the tubelet conv), zero biases,
+    unit layernorms. Never real features: the spec says ``random:<seed>``."""
     gen = torch.Generator().manual_seed(seed)
 
     def trunc_(t: torch.Tensor, std: float = 0.02) -> None:
