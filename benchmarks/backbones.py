@@ -1,6 +1,7 @@
 """Backbones on CPU: pipeline vs bare forward, one decode for many, and the memory it takes.
 
     python benchmarks/backbones.py [--small] [--rows forward,decode,rss,i3d_rss] [--repeat 2]
+                                   [--backbones i3d,vivit_b16x2,...]
                                    [--forward-repeat 5] [--forward-input N] [--batch-size 8]
                                    [--threads 2] [--input-size 112]
                                    [--flow farneback] [--workdir DIR]
@@ -8,13 +9,13 @@
 Rows, each against a baseline measured in the same run (these machines are noisy: read
 the ratios), and a summary table at the end saying which targets were met:
 
-0. ``forward``, one row per backbone (I3D rgb, slowfast_r50, csn_r101, ircsn_152; seeded
-   random weights): ``extract_video`` snippets/s on a 320x240 25 fps H.264 video made
+0. ``forward``, one row per backbone (I3D rgb, slowfast_r50, csn_r101, ircsn_152,
+   vivit_b16x2_hf, vivit_b16x2; ``--backbones a,b`` runs only those; seeded random weights): ``extract_video`` snippets/s on a 320x240 25 fps H.264 video made
    here, as a ratio to the bare ``backbone.extract`` on the very batches that run fed
    it (captured in a warm-up run, which also warms both up), same threads and batch
    size, best of ``--forward-repeat`` (5), interleaved (each side first in turn). Target: ratio >=
    0.9. Full: each backbone's default input (I3D 256 -> 224, SlowFast and CSN-R101 256
-   -> 256, ir-CSN-152 256 -> 224) on a 16 s video (24 snippets each); ``--small``: 80
+   -> 256, ir-CSN-152 and ViViT 256 -> 224) on a 16 s video (24 snippets each); ``--small``: 80
    -> 64 px on a 7 s video (10 snippets); ``--forward-input N``: N * 5 // 4 -> N px.
    The printed detail also has the CPU-time ratio and the best pipeline run's own forward
    time over its total (what decoding and preprocessing add, without the noise between
@@ -101,12 +102,21 @@ def long_video(path: Path, seconds: int, size: tuple[int, int], segment_s: int =
     return path
 
 
-FORWARD_BACKBONES = ("i3d", "slowfast_r50", "csn_r101", "ircsn_152")
+FORWARD_BACKBONES = (
+    "i3d",
+    "slowfast_r50",
+    "csn_r101",
+    "ircsn_152",
+    "vivit_b16x2_hf",
+    "vivit_b16x2",
+)
 
 
-def forward_models(input_size: int | None) -> dict[str, Any]:
-    """Row 0's backbones with seeded random weights, at their default input size (None) or
-    at ``input_size`` px cropped from a short side ``input_size * 5 // 4``."""
+def forward_models(
+    input_size: int | None, names: tuple[str, ...] = FORWARD_BACKBONES
+) -> dict[str, Any]:
+    """Row 0's backbones (``names``) with seeded random weights, at their default input size
+    (None) or at ``input_size`` px cropped from a short side ``input_size * 5 // 4``."""
     sizes = (
         {}
         if input_size is None
@@ -115,7 +125,7 @@ def forward_models(input_size: int | None) -> dict[str, Any]:
     extra = {"i3d": {"streams": ("rgb",)}}
     return {
         name: build_backbone(name, random_weights_seed=0, **sizes, **extra.get(name, {}))
-        for name in FORWARD_BACKBONES
+        for name in names
     }
 
 
@@ -340,6 +350,11 @@ def main() -> None:
         default="forward,decode,rss,i3d_rss",
         help="which rows: forward, decode, rss, i3d_rss",
     )
+    parser.add_argument(
+        "--backbones",
+        default=",".join(FORWARD_BACKBONES),
+        help=f"which forward rows: a comma-separated subset of {','.join(FORWARD_BACKBONES)}",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -359,6 +374,12 @@ def main() -> None:
     unknown = wanted - {"forward", "decode", "rss", "i3d_rss"}
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}; pick from forward, decode, rss, i3d_rss")
+    names = tuple(n for n in args.backbones.split(",") if n)
+    unknown = set(names) - set(FORWARD_BACKBONES)
+    if unknown or not names:
+        parser.error(
+            f"unknown backbones {sorted(unknown)}; pick from {', '.join(FORWARD_BACKBONES)}"
+        )
     rows = []
     # The memory rows first: benchmarks/i3d.py's children read ru_maxrss, which starts at
     # this process's own peak (Linux carries it over exec), so it must still be small.
@@ -375,7 +396,7 @@ def main() -> None:
         video = textured_video(
             workdir / f"textured_320x240_{forward_s}s.mp4", forward_s, (320, 240)
         )
-        for name, model in forward_models(size).items():
+        for name, model in forward_models(size, names).items():
             rows.append(row_forward(video, name, model, args.batch_size, args.forward_repeat))
             print(f"# {rows[-1]['row']}: {json.dumps(rows[-1]['detail'])}", flush=True)
     if "decode" in wanted:
