@@ -317,7 +317,14 @@ def test_each_preset_header_states_its_backbones_snippet_settings() -> None:
     expected = {
         f"{d}_{b}"
         for d in ("hacs", "activitynet13")
-        for b in ("slowfast_r50", "slowfast_r101", "csn_r101", "ircsn_152")
+        for b in (
+            "slowfast_r50",
+            "slowfast_r101",
+            "csn_r101",
+            "ircsn_152",
+            "vivit_b16x2",
+            "vivit_b16x2_hf",
+        )
     }
     assert expected | {"thumos14_i3d", "hacs_i3d", "activitynet12_i3d"} <= names
     for name in sorted(names):
