@@ -1,7 +1,7 @@
 """Backbones on CPU: pipeline vs bare forward, one decode for many, and the memory it takes.
 
     python benchmarks/backbones.py [--small] [--rows forward,decode,rss,i3d_rss] [--repeat 2]
-                                   [--backbones i3d,slowfast_r50,csn_r101,ircsn_152,tdn_r50]
+                                   [--backbones i3d,vivit_b16x2,tdn_r50,...]
                                    [--forward-repeat 5] [--forward-input N] [--batch-size 8]
                                    [--threads 2] [--input-size 112]
                                    [--flow farneback] [--workdir DIR]
@@ -10,15 +10,15 @@ Rows, each against a baseline measured in the same run (these machines are noisy
 the ratios), and a summary table at the end saying which targets were met:
 
 0. ``forward``, one row per backbone (I3D rgb, slowfast_r50, csn_r101, ircsn_152,
-   tdn_r50; ``--backbones`` picks some; seeded random weights): ``extract_video``
-   snippets/s on a 320x240 25 fps H.264 video made here, as a ratio to the bare
-   ``backbone.extract`` on the very batches that run fed it (captured in a warm-up run,
-   which also warms both up), same threads and batch size, best of ``--forward-repeat``
-   (5), interleaved (each side first in turn). Target: ratio >= 0.9. Full: each
-   backbone's default input (I3D 256 -> 224, SlowFast and CSN-R101 256 -> 256,
-   ir-CSN-152 and TDN-R50 256 -> 224) on a 16 s video (24 snippets each; TDN's 64-frame
-   windows at 30 fps: 27); ``--small``: 80 -> 64 px on a 7 s video (10 snippets);
-   ``--forward-input N``: N * 5 // 4 -> N px.
+   vivit_b16x2_hf, vivit_b16x2, tdn_r50; ``--backbones a,b`` runs only those; seeded
+   random weights): ``extract_video`` snippets/s on a 320x240 25 fps H.264 video made
+   here, as a ratio to the bare ``backbone.extract`` on the very batches that run fed
+   it (captured in a warm-up run, which also warms both up), same threads and batch
+   size, best of ``--forward-repeat`` (5), interleaved (each side first in turn). Target:
+   ratio >= 0.9. Full: each backbone's default input (I3D 256 -> 224, SlowFast and
+   CSN-R101 256 -> 256, ir-CSN-152, ViViT and TDN-R50 256 -> 224) on a 16 s video (24
+   snippets each; TDN's 64-frame windows at 30 fps: 27); ``--small``: 80 -> 64 px on a
+   7 s video (10 snippets); ``--forward-input N``: N * 5 // 4 -> N px.
    The printed detail also has the CPU-time ratio and the best pipeline run's own forward
    time over its total (what decoding and preprocessing add, without the noise between
    runs).
@@ -104,14 +104,22 @@ def long_video(path: Path, seconds: int, size: tuple[int, int], segment_s: int =
     return path
 
 
-FORWARD_BACKBONES = ("i3d", "slowfast_r50", "csn_r101", "ircsn_152", "tdn_r50")
+FORWARD_BACKBONES = (
+    "i3d",
+    "slowfast_r50",
+    "csn_r101",
+    "ircsn_152",
+    "vivit_b16x2_hf",
+    "vivit_b16x2",
+    "tdn_r50",
+)
 
 
 def forward_models(
     input_size: int | None, names: tuple[str, ...] = FORWARD_BACKBONES
 ) -> dict[str, Any]:
-    """Row 0's backbones (``names``) with seeded random weights, at their default input
-    size (None) or at ``input_size`` px cropped from a short side ``input_size * 5 // 4``."""
+    """Row 0's backbones (``names``) with seeded random weights, at their default input size
+    (None) or at ``input_size`` px cropped from a short side ``input_size * 5 // 4``."""
     sizes = (
         {}
         if input_size is None
@@ -348,7 +356,7 @@ def main() -> None:
     parser.add_argument(
         "--backbones",
         default=",".join(FORWARD_BACKBONES),
-        help=f"backbones of the forward rows (default: {','.join(FORWARD_BACKBONES)})",
+        help=f"which forward rows: a comma-separated subset of {','.join(FORWARD_BACKBONES)}",
     )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--rss-child", type=Path, default=None, help=argparse.SUPPRESS)
@@ -369,10 +377,12 @@ def main() -> None:
     unknown = wanted - {"forward", "decode", "rss", "i3d_rss"}
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}; pick from forward, decode, rss, i3d_rss")
-    forward_names = tuple(args.backbones.split(","))
-    unknown = set(forward_names) - set(FORWARD_BACKBONES)
-    if unknown:
-        parser.error(f"unknown backbones {sorted(unknown)}; pick from {FORWARD_BACKBONES}")
+    names = tuple(n for n in args.backbones.split(",") if n)
+    unknown = set(names) - set(FORWARD_BACKBONES)
+    if unknown or not names:
+        parser.error(
+            f"unknown backbones {sorted(unknown)}; pick from {', '.join(FORWARD_BACKBONES)}"
+        )
     rows = []
     # The memory rows first: benchmarks/i3d.py's children read ru_maxrss, which starts at
     # this process's own peak (Linux carries it over exec), so it must still be small.
@@ -389,7 +399,7 @@ def main() -> None:
         video = textured_video(
             workdir / f"textured_320x240_{forward_s}s.mp4", forward_s, (320, 240)
         )
-        for name, model in forward_models(size, forward_names).items():
+        for name, model in forward_models(size, names).items():
             rows.append(row_forward(video, name, model, args.batch_size, args.forward_repeat))
             print(f"# {rows[-1]['row']}: {json.dumps(rows[-1]['detail'])}", flush=True)
     if "decode" in wanted:

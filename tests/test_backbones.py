@@ -295,7 +295,11 @@ def test_cli_extracts_slowfast_into_a_store_that_shows_its_sampling(
     code, out, _ = run_cli(capsys, "store", "info", str(store))
     text = " ".join(out.split())
     assert code == 0
-    assert "slowfast_r50 (fps 15.0, clip_len 32, stride 8, sampling_rate 2 of 30.0 fps)" in text
+    assert (
+        "backbone slowfast_r50 snippet 32 frames at 15 fps (1 in 2 of 30 fps): a 2.13 s window "
+        "every 0.533 s; a last partial window is dropped" in text
+    )
+    assert "weights rgb: " in text and "feature " in text
     assert "rgb=2304" in text
 
 
@@ -313,7 +317,14 @@ def test_each_preset_header_states_its_backbones_snippet_settings() -> None:
     expected = {
         f"{d}_{b}"
         for d in ("hacs", "activitynet13")
-        for b in ("slowfast_r50", "csn_r101", "ircsn_152")
+        for b in (
+            "slowfast_r50",
+            "slowfast_r101",
+            "csn_r101",
+            "ircsn_152",
+            "vivit_b16x2",
+            "vivit_b16x2_hf",
+        )
     }
     assert expected | {"thumos14_i3d", "hacs_i3d", "activitynet12_i3d"} <= names
     for name in sorted(names):

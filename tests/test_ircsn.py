@@ -489,5 +489,9 @@ def test_cli_extracts_with_a_public_layout_checkpoint_into_a_store(
     code, out, _ = run_cli(capsys, "store", "info", str(store))
     text = " ".join(out.split())
     assert code == 0
-    assert "ircsn_152 (fps 15.0, clip_len 32, stride 8, sampling_rate 2 of 30.0 fps)" in text
+    assert (
+        "backbone ircsn_152 snippet 32 frames at 15 fps (1 in 2 of 30 fps): a 2.13 s window "
+        "every 0.533 s; a last partial window is dropped" in text
+    )
+    assert "weights rgb: " in text and "feature " in text
     assert "rgb=2048" in text

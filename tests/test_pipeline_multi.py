@@ -10,6 +10,7 @@ single-backbone run through `talkit extract --config` (a YAML file with its sett
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,10 @@ def test_talkit_extract_with_three_backbones_equals_three_single_runs(
     extract(together, names)
     for name in names:
         extract(apart, [name])
+        # each single run decodes the video's 80 frames once ...
+        assert json.loads(apart.with_suffix(".json").read_text())["totals"]["frames_decoded"] == 80
+    # ... and so does the run with all of them
+    assert json.loads(together.with_suffix(".json").read_text())["totals"]["frames_decoded"] == 80
     ours, theirs = FeatureStore.open(str(together)), FeatureStore.open(str(apart))
     for name in names:
         a = read_feature_set(together, f"d/{name}")

@@ -73,11 +73,11 @@ def _reference_features(name: str, state: dict[str, torch.Tensor], video: Path) 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PYTORCHVIDEO)
+@pytest.mark.parametrize("name", [*PYTORCHVIDEO, "slowfast_r101"])
 def test_features_equal_pytorchvideos_own_pooled_features(name: str, video: Path) -> None:
     backbone = build_backbone(name, random_weights_seed=0, **SMALL)
     feats = extract_video(video, backbone, batch_size=2)  # batches of 2 and 1
-    dim = {"slowfast_r50": 2304, "csn_r101": 2048}[name]
+    dim = {"slowfast_r50": 2304, "slowfast_r101": 2304, "csn_r101": 2048}[name]
     assert feats.streams["rgb"].shape == (3, dim)
     ref = _reference_features(name, backbone.network.state_dict(), video)
     got = feats.streams["rgb"]

@@ -54,6 +54,8 @@ def read_state_dict(
             f"checkpoint not found: {path}", hint="check the path, or pass random weights"
         )
     size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path, size)
     try:
         obj = load_weights_only(
             path, hint="re-save just the state dict: torch.save(model.state_dict(), path)"
@@ -83,6 +85,30 @@ def read_state_dict(
                 name = name[len(prefix) :]
         state[name] = value
     return state
+
+
+def _read_safetensors(path: Path, size: int) -> StateDict:
+    """A ``.safetensors`` file (what the HF hub serves): tensors only by construction, so
+    nothing to unpickle. Needs the ``safetensors`` package (installed with timm)."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is a .safetensors file and the safetensors package is not "
+            "installed",
+            hint="pip install safetensors (it comes with the backbones extra: pip install "
+            "'talkit[backbones]'), or pass the .bin/.pth file of the same weights",
+        ) from exc
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _unreadable(path, size, exc) from exc
+    if not state:
+        raise CheckpointError(
+            f"checkpoint {path} holds no tensors", hint="pass the file with the model's weights"
+        )
+    return dict(state)
 
 
 def _is_tensor_dict(obj: Mapping) -> bool:
@@ -179,6 +205,9 @@ def identify_layout(state: Mapping[str, torch.Tensor]) -> str | None:
         if f"{prefix}conv1_5.0.weight" in state:  # TDN's short-term TDM stem
             depth = _DEPTHS.get(_tdn_blocks(state, f"{prefix}layer3_bak."), "")
             return f"an MCG-NJU/TDN{'-' + depth if depth else ''} checkpoint"
+    vivit = _vivit(state)
+    if vivit is not None:
+        return vivit
     if any(k.startswith("backbone.") for k in state):
         csn = _mmaction2_csn(state, "backbone.")
         return f"an mmaction2 {csn or 'recognizer'} checkpoint (backbone.*, cls_head.*)"
@@ -209,3 +238,27 @@ def _mmaction2_csn(state: Mapping[str, torch.Tensor], prefix: str) -> str | None
     stage3 = {k[len(prefix) :].split(".")[1] for k in state if k.startswith(f"{prefix}layer3.")}
     depth = _DEPTHS.get(len(stage3), "")
     return f"{kind}-CSN" + (f"-{depth[1:]}" if depth else "")
+
+
+def _layers(state: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """How many numbered sub-modules ``<prefix><i>.`` a state dict holds."""
+    return len({k[len(prefix) :].split(".")[0] for k in state if k.startswith(prefix)})
+
+
+def _vivit(state: Mapping[str, torch.Tensor]) -> str | None:
+    """ViViT files in words: HF transformers' 4.x layout (the hub's), transformers 5's own
+    renamed layout, and talkit's factorised-encoder layout; None for anything else."""
+    if "vivit.embeddings.cls_token" in state:
+        n4, n5 = _layers(state, "vivit.encoder.layer."), _layers(state, "vivit.layers.")
+        if n5 and not n4:
+            return (
+                f"an HF transformers 5 ViViT checkpoint ({n5} layers, vivit.layers.*.q_proj: "
+                "renamed from the hub file's 4.x layout)"
+            )
+        return (
+            f"an HF transformers ViViT checkpoint ({n4} layers, 4.x layout: vivit.encoder.layer.*)"
+        )
+    if "spatial.cls_token" in state and "temporal.cls_token" in state:
+        s, t = _layers(state, "spatial.blocks."), _layers(state, "temporal.blocks.")
+        return f"a talkit factorised ViViT checkpoint ({s} spatial + {t} temporal layers)"
+    return None

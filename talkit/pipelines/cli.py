@@ -309,13 +309,20 @@ def demo_command(
     train_iterations: int = typer.Option(
         200, "--train-iterations", min=0, help="LGBM-Net training iterations (0: no training)."
     ),
+    backbones: str | None = typer.Option(
+        None,
+        "--backbones",
+        help="Comma-separated backbones to extract in one pass, each at 48 px (default: i3d "
+        "rgb + flow); 'all' = i3d,slowfast_r50,csn_r101,tdn_r50,vivit_b16x2.",
+    ),
 ) -> None:
     """Synthetic videos -> random-weight I3D RGB + flow on Ray -> store -> LGBM-Net -> mAP.
 
     Runs embedded Ray on this machine (a few minutes on 2 cores), prints the run and store
     summaries, then trains LGBM-Net on the store and prints its test mAP beside the
     whole-video baseline. The features come from random weights, and the store's spec
-    says so.
+    says so. With --backbones, every video is decoded once for all of them, and LGBM-Net
+    trains on the first one's features.
     """
     from talkit.pipelines.demo import run_demo
 
@@ -325,6 +332,7 @@ def demo_command(
         num_workers=num_workers,
         duration_s=duration,
         train_iterations=train_iterations,
+        backbones=_split(backbones),
     )
 
 

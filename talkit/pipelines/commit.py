@@ -254,7 +254,7 @@ class Committer:
             if acts & {"write", "overwrite"}:
                 report.extracted.append(
                     VideoDone(vid, str(r.item.path), r.snippets, r.seconds, r.node_id, r.pid,
-                              r.attempts)
+                              r.attempts, r.frames_decoded)
                 )  # fmt: skip
                 for fs, action in d.actions.items():
                     if action != "clash":

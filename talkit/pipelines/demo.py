@@ -3,10 +3,11 @@
 1. Generate small synthetic untrimmed action videos with ground truth
    (talkit.datasets.synthetic; tiny frames so it runs anywhere).
 2. Extract I3D RGB + TV-L1 flow features with *random weights* on embedded Ray into a
-   versioned store. The feature set's spec says ``random_weights: true`` with the seed in
+   versioned store (``backbones=`` adds others, e.g. all five of LGBM-Net's report and
+   I3D, each at a tiny input size, from one decode of each video). The feature set's spec says ``random_weights: true`` with the seed in
    place of a checkpoint hash: these features exercise the machinery, they are not real.
 3. Print the run summary and the store summary.
-4. Train LGBM-Net on the store's training videos (a narrowed model, about a minute of
+4. Train LGBM-Net on the store's training videos (on the first backbone's features) (a narrowed model, about a minute of
    CPU) and print its mAP on the test videos against the synthetic ground truth, beside
    the whole-video baseline.
 
@@ -16,6 +17,7 @@ is extracted twice (a finished training run is replaced).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -32,30 +34,55 @@ DEMO_SIZE = (64, 48)  # frames: tiny, so that TV-L1 (~0.1 s per pair here) fits 
 DEMO_DURATION_S = (6.0, 10.0)
 DEMO_CLASSES = 3
 DEMO_TEST_FRACTION = 0.25  # most videos train: every test class must occur in training
+DEMO_INPUT = 48  # px: every backbone's crop in the demo (ViViT needs a multiple of 16)
 DEMO_CONFIG = {
     "name": "demo_i3d_random",
     "backbones": {
         "i3d": {
             "streams": ["rgb", "flow"],
-            "input_size": 48,
-            "resize_short": 48,
+            "input_size": DEMO_INPUT,
+            "resize_short": DEMO_INPUT,
             "flow_method": "tvl1",
         }
     },
     "random_weights_seed": 0,
     "batch_size": 8,
 }
+# ``--backbones all``: I3D and the four backbones of LGBM-Net's HACS ensemble.
+DEMO_ALL_BACKBONES = ("i3d", "slowfast_r50", "csn_r101", "tdn_r50", "vivit_b16x2")
 
 
-def demo_config(num_workers: int | None = None) -> ExtractConfig:
-    """The demo's extraction settings: I3D conventions at a tiny input size."""
-    return ExtractConfig.model_validate({**DEMO_CONFIG, "num_workers": num_workers})
+def demo_backbones(names: Sequence[str] | None) -> dict[str, dict[str, object]]:
+    """Each named backbone's demo options: I3D's two streams as above; any other backbone
+    its own defaults at the demo's input size (short side and crop ``DEMO_INPUT`` px)."""
+    from talkit.extractors.registry import default_options
+
+    if not names:
+        return dict(DEMO_CONFIG["backbones"])  # type: ignore[arg-type]
+    if list(names) == ["all"]:
+        names = DEMO_ALL_BACKBONES
+    chosen: dict[str, dict[str, object]] = {}
+    for name in names:
+        if name == "i3d":
+            chosen[name] = dict(DEMO_CONFIG["backbones"]["i3d"])  # type: ignore[index]
+            continue
+        defaults = default_options(name)  # an unknown name: InputError listing the known
+        chosen[name] = {k: DEMO_INPUT for k in ("input_size", "resize_short") if k in defaults}
+    return chosen
+
+
+def demo_config(
+    num_workers: int | None = None, backbones: Sequence[str] | None = None
+) -> ExtractConfig:
+    """The demo's extraction settings: I3D conventions (or ``backbones``) at a tiny size."""
+    return ExtractConfig.model_validate(
+        {**DEMO_CONFIG, "backbones": demo_backbones(backbones), "num_workers": num_workers}
+    )
 
 
 # LGBM-Net narrowed to the demo's size: 16 short videos of 9-15 snippets each.
 DEMO_TRAIN_OVERRIDES = {
     "name": "demo_lgbm",
-    "data.feature_sets": [f"{DEMO_DATASET}/i3d"],
     "data.val_fraction": 0.25,
     "data.sampling": "crop",
     "data.num_segments": 32,
@@ -79,11 +106,13 @@ def run_demo(
     num_workers: int | None = None,
     duration_s: float | None = None,
     train_iterations: int = 200,
+    backbones: Sequence[str] | None = None,
     console: Console | None = None,
 ) -> RunReport:
     """Generate, extract, summarise, train (see module docstring); returns the run report.
 
-    ``train_iterations=0`` stops after the store summary.
+    ``train_iterations=0`` stops after the store summary; ``backbones`` (default I3D
+    rgb + flow; ``["all"]`` for ``DEMO_ALL_BACKBONES``) are extracted in one pass.
     """
     from talkit.datasets.synthetic.videos import generate_videos
 
@@ -113,15 +142,18 @@ def run_demo(
             seed=0,
         )
     annotations = data / "annotations" / "gt.json"
+    config = demo_config(num_workers, backbones)
+    names = list(config.backbones)
+    what = "I3D rgb + flow (TV-L1)" if names == ["i3d"] else f"{', '.join(names)} (one decode)"
     console.print(
-        f"[bold]2/{steps}[/] extracting random-weight I3D rgb + flow (TV-L1) features of the videos "
+        f"[bold]2/{steps}[/] extracting random-weight {what} features of the videos "
         f"named in {escape(str(annotations))} into {escape(str(store))}"
     )
     job = ExtractJob(
         plan=plan_videos(annotations),
         store=str(store),
         dataset=DEMO_DATASET,
-        config=demo_config(num_workers),
+        config=config,
         report_path=out / "extract-report.json",
         command=["talkit", "demo", "--out", str(out)],
     )
@@ -132,12 +164,14 @@ def run_demo(
     if train_iterations > 0:
         console.print(
             f"[bold]4/4[/] training LGBM-Net ({train_iterations} iterations) on the training "
-            "videos; mAP on the test videos:"
+            f"videos' {names[0]} features; mAP on the test videos:"
         )
         from talkit.wtal_heads.data import ClassMismatchError, EmptySplitError
 
         try:
-            train_demo_model(store, annotations, out / "train-lgbm", train_iterations, console)
+            train_demo_model(
+                store, annotations, out / "train-lgbm", train_iterations, console, names[0]
+            )
         except (ClassMismatchError, EmptySplitError) as exc:
             console.print(
                 f"[yellow]training skipped:[/] {escape(str(exc))}. These {num_videos} videos "
@@ -155,16 +189,27 @@ def run_demo(
 
 
 def train_demo_model(
-    store: Path, annotations: Path, run_dir: Path, iterations: int, console: Console
+    store: Path,
+    annotations: Path,
+    run_dir: Path,
+    iterations: int,
+    console: Console,
+    feature_set: str = "i3d",
 ) -> dict:
-    """Train the narrowed LGBM-Net on the demo store; print and return its test report."""
+    """Train the narrowed LGBM-Net on one of the demo store's feature sets; print and
+    return its test report."""
     import shutil
 
     from talkit.wtal_heads.config import load_config
     from talkit.wtal_heads.train import train
     from talkit.wtal_heads.train_cli import print_report
 
-    cfg = load_config("lgbm_thumos14", {**DEMO_TRAIN_OVERRIDES, "train.iterations": iterations})
+    overrides = {
+        **DEMO_TRAIN_OVERRIDES,
+        "data.feature_sets": [f"{DEMO_DATASET}/{feature_set}"],
+        "train.iterations": iterations,
+    }
+    cfg = load_config("lgbm_thumos14", overrides)
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the demo's own run, re-made from the same seed
     result = train(cfg, store=str(store), annotations=annotations, out=run_dir, show_progress=False)
@@ -180,29 +225,18 @@ def print_store_summary(url: str, console: Console) -> None:
     from rich.table import Table
 
     from talkit.store import FeatureStore
+    from talkit.store.describe import spec_rows
 
     store = FeatureStore.open(url)
     info = store.info()
     for key, fs in info["feature_sets"].items():
-        spec = fs["spec"]
-        params = spec.get("params") or {}
-        flow = params.get("flow") or {}
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
         grid.add_column(overflow="fold")
         grid.add_row("videos", f"{fs['videos']} ({fs['snippets']} snippets)")
         grid.add_row("streams", escape(", ".join(f"{n}={d}" for n, d in fs["streams"].items())))
-        grid.add_row(
-            "sampling",
-            f"{spec.get('fps')} fps, clip {spec.get('clip_len')}, stride {spec.get('stride')}, "
-            f"input {params.get('input_size')} px",
-        )
-        weights = spec.get("checkpoints") or {}
-        grid.add_row("weights", escape(", ".join(f"{s}: {w}" for s, w in weights.items()) or "-"))
-        if flow:
-            grid.add_row("flow", escape(f"{flow.get('method')} ({flow.get('label', '')})"))
-        if params.get("random_weights"):
-            grid.add_row("note", "[yellow]random weights: not real features[/]")
+        for label, text in spec_rows(fs["spec"]):
+            grid.add_row(label, escape(text) if label != "note" else f"[yellow]{escape(text)}[/]")
         grid.add_row(
             "stored", f"{fs['bytes_stored'] / 1024:.0f} KiB of {fs['bytes_logical'] / 1024:.0f} KiB"
         )

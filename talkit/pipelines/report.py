@@ -41,6 +41,7 @@ class VideoDone:
     node_id: str
     worker_pid: int
     attempts: int = 1
+    frames_decoded: int | None = None  # by its one decode, for all the run's backbones
 
 
 @dataclass
@@ -128,6 +129,7 @@ class RunReport:
                 "failed": len(self.failures),
                 "missing": len(self.missing),
                 "snippets": self.snippets,
+                "frames_decoded": sum(v.frames_decoded or 0 for v in self.extracted),
                 "snippets_per_s": self.snippets_per_s,
                 "max_worker_peak_rss": self.max_peak_rss,
             },

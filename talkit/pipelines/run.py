@@ -587,7 +587,7 @@ class _Scheduler:
         self.guard.success()
         self.observer.on_video(
             VideoDone(item.video_id, str(item.path), result.snippets, result.seconds,
-                      result.node_id, result.pid, result.attempts)
+                      result.node_id, result.pid, result.attempts, result.frames_decoded)
         )  # fmt: skip
         if self.committer.add(result) and queue and not self.job.force:
             # Another run may be extracting the same videos into this store: skip what it

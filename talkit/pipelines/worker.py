@@ -82,6 +82,9 @@ class VideoResult:
     failure: Failure | None = None
     attempts: int = 1
     peak_rss: int | None = None  # the worker process's peak resident memory so far, bytes
+    # Frames the decoder delivered for this video, for all its backbones together: one
+    # decode, so a several-backbone run decodes what a one-backbone run does.
+    frames_decoded: int | None = None
     # Torch thread changes applied since the worker's previous result (see set_threads).
     thread_changes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -238,6 +241,7 @@ class ExtractWorker:
         self.pid = os.getpid()
         self.threads_wanted: int | None = None  # set by set_threads, applied between batches
         self.thread_changes: list[dict[str, Any]] = []
+        self._frames_decoded: int | None = None  # by the current video's one decode
         clean_stale_spools()  # left by workers killed on this machine mid-video
 
     def ready(self) -> dict[str, Any]:
@@ -290,6 +294,7 @@ class ExtractWorker:
         """Extract one video with every backbone; failures come back as data."""
         t0 = time.perf_counter()
         self._apply_threads(item.video_id, 0)
+        self._frames_decoded = None
         spool: tuple[str, str] | None = None  # (local copy, object URL) of an object
         try:
             if isinstance(item.path, str):  # an object: spooled to a local file, then deleted
@@ -318,6 +323,7 @@ class ExtractWorker:
         return VideoResult(
             item, self.node_id, self.pid, time.perf_counter() - t0, outputs=outputs,
             peak_rss=peak_rss(), thread_changes=self._take_thread_changes(),
+            frames_decoded=self._frames_decoded,
         )  # fmt: skip
 
     def _take_thread_changes(self) -> list[dict[str, Any]]:
@@ -334,6 +340,8 @@ class ExtractWorker:
         run's feature sets or to none, as a run with one backbone at a time would do.
         """
         feats = self._extract(path, item.video_id)
+        if feats:
+            self._frames_decoded = int(next(iter(feats.values())).meta["decode"]["frames_decoded"])
         short = [fs for fs, f in feats.items() if f.num_snippets == 0]
         if short and len(feats) > 1:
             frames = ", ".join(

@@ -158,7 +158,9 @@ def info_cmd(
     version: str | None = typer.Option(None, "--version", "-v", help="Branch, tag or snapshot."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Feature sets: videos, dims, dtype, chunking, compression, bytes and ratio."""
+    """Feature sets: their spec (backbone, snippet, input, feature, weights, flow), then
+    videos, dims, dtype, chunking, compression, bytes and ratio."""
+    from talkit.store.describe import spec_rows
     from talkit.store.store import FeatureStore
 
     info = FeatureStore.open(store, version=version).info()
@@ -178,16 +180,9 @@ def info_cmd(
         spec, err = fs["spec"], fs["float16_error"]
         grid = Table.grid(padding=(0, 2))
         grid.add_column(style="bold")
-        grid.add_column()
-        sampling = ", ".join(
-            f"{k} {spec[k]}" for k in ("fps", "clip_len", "stride") if spec.get(k) is not None
-        )
-        params = spec.get("params") or {}
-        if params.get("sampling_rate"):  # frames taken every n-th of base_fps
-            sampling += f", sampling_rate {params['sampling_rate']} of {params.get('base_fps')} fps"
-        grid.add_row(
-            "backbone", escape(f"{spec['backbone']}" + (f"  ({sampling})" if sampling else ""))
-        )
+        grid.add_column(overflow="fold")
+        for label, text in spec_rows(spec):
+            grid.add_row(label, escape(text))
         incomplete = f"  (+{fs['incomplete']} incomplete)" if fs["incomplete"] else ""
         grid.add_row("videos", f"{fs['videos']}{incomplete}  ({fs['snippets']} snippets)")
         grid.add_row(

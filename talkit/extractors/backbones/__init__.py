@@ -9,4 +9,4 @@ with ``@register_backbone(name, weights=WEIGHTS)``.
 Adding a backbone: one module here plus its line below; see docs/backbones.md.
 """
 
-from talkit.extractors.backbones import csn, i3d, ircsn, slowfast, tdn  # noqa: F401
+from talkit.extractors.backbones import csn, i3d, ircsn, slowfast, tdn, vivit  # noqa: F401
