@@ -49,9 +49,11 @@ WEIGHTS_NAME = "tdn_r50.kinetics400"
 
 
 @pytest.fixture(autouse=True)
-def two_threads() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
+    """One thread: TDN at 64 px is many small ops, and on a loaded 2-core machine a
+    2-thread team waiting at each op's barrier made these tests 30x slower."""
     before = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
 
@@ -496,3 +498,30 @@ def test_cli_refuses_another_backbones_checkpoint(
     assert code == 2, err
     assert f"checkpoint {path} does not fit the tdn_r50 network" in text
     assert says in text and f"--weights {WEIGHTS_NAME}" in text
+
+
+@pytest.mark.slow
+def test_cli_extracts_into_a_store_as_the_python_api_does(
+    videos: Path,
+    public_file: tuple[Path, dict],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline_helpers import read_feature_set
+
+    path, _ = public_file
+    small = [f"--option=tdn_r50.{k}={v}" for k, v in SMALL.items()]
+    code, _, err = run_cli(
+        capsys,
+        "extract", "--videos", str(videos), "--dataset", "d", "--store", str(tmp_path / "s"),
+        "--report", str(tmp_path / "report.json"), "--backbone", "tdn_r50",
+        "--checkpoint", f"tdn_r50={path}", *small,
+        "--num-workers", "1", "--threads", "1", "--batch-size", "2", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    arrays = read_feature_set(tmp_path / "s", "d/tdn_r50")["a"]
+    np.testing.assert_allclose(
+        arrays["timestamps"], [[16 * i / 30, (16 * i + 64) / 30] for i in range(3)]
+    )
+    ref = extract_video(videos / "a.mp4", "tdn_r50", {"rgb": path}, batch_size=2, **SMALL)
+    assert _rel_rows(arrays["rgb"], ref.streams["rgb"]).max() < 1e-5
