@@ -1,8 +1,8 @@
 """The extraction worker with several backbones: one decode per video, and a store equal to
 one `talkit extract` run per backbone.
 
-`talkit extract --backbone i3d,slowfast_r50,csn_r101` against three single-backbone runs;
-and I3D configured three ways (another fps, clip length, resize, streams), which the
+`talkit extract --backbone i3d,slowfast_r50,csn_r101,tdn_r50,vivit_b16x2` against five
+single-backbone runs; and I3D configured three ways (another fps, clip length, resize, streams), which the
 pipeline config cannot put in one run (its options blocks are keyed by backbone name):
 that several-backbone run goes through ``run_extraction`` with its jobs set here, each
 single-backbone run through `talkit extract --config` (a YAML file with its settings).
@@ -167,22 +167,25 @@ def test_a_three_backbone_run_writes_what_three_talkit_extract_runs_write(
 
 
 @pytest.mark.slow
-def test_talkit_extract_with_three_backbones_equals_three_single_runs(
+def test_talkit_extract_with_five_backbones_equals_five_single_runs(
     ray_session: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """I3D, SlowFast and CSN (64 px, random weights) on a 2.7 s 30 fps video: SlowFast and
-    CSN read it at 15 fps (rate 2), I3D at 25 fps; one run writes what three runs write."""
+    """I3D, SlowFast, CSN, TDN and ViViT (small inputs, random weights) on a 2.7 s 30 fps
+    video: SlowFast, CSN and ViViT read it at 15 fps (rate 2), TDN at 30 fps (64-frame
+    windows), I3D at 25 fps; one run decodes it once and writes what five runs write."""
     from talkit.datasets.synthetic.signature import write_signature_video
     from talkit.store import FeatureStore
 
     videos = tmp_path / "videos"
     videos.mkdir()
     write_signature_video(videos / "a.mp4", num_frames=80, fps=30, size=(80, 64), seed=4)
-    names = ["i3d", "slowfast_r50", "csn_r101"]
+    names = ["i3d", "slowfast_r50", "csn_r101", "tdn_r50", "vivit_b16x2"]
     options = {
         "i3d": ["streams=[rgb,flow]", "flow_method=farneback", "input_size=32", "resize_short=64"],
         "slowfast_r50": ["input_size=64", "resize_short=64"],
         "csn_r101": ["input_size=64", "resize_short=64"],
+        "tdn_r50": ["input_size=64", "resize_short=64"],
+        "vivit_b16x2": ["input_size=48", "resize_short=64"],
     }
     common = [
         "--videos", str(videos), "--dataset", "d", "--random-weights", "0",
