@@ -339,6 +339,30 @@ def test_demo_runs_end_to_end_and_prints_the_store_summary(
     assert (demo / "train-lgbm" / "checkpoints" / "best.pt").is_file()
 
 
+@pytest.mark.slow
+def test_the_demo_extracts_all_five_backbones_in_one_pass(
+    ray_session: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`talkit demo --backbones all`: I3D and LGBM-Net's four backbones at 48 px, each
+    video decoded once, and the store summary states each feature set's spec."""
+    from talkit.pipelines.demo import DEMO_ALL_BACKBONES
+
+    demo = tmp_path / "demo"
+    args = ["demo", "--out", str(demo), "--videos", "3", "--duration", "2.5"]
+    code, out, err = run_cli(capsys, *args, "--train-iterations", "0", "--backbones", "all")
+    assert code == 0, err
+    report = json.loads((demo / "extract-report.json").read_text())
+    assert report["feature_sets"] == [f"synthetic/{b}" for b in DEMO_ALL_BACKBONES]
+    assert report["totals"]["extracted"] == 3
+    for video in report["extracted"]:  # 2.5 s: one decode of its frames for all five
+        assert 0 < video["frames_decoded"] <= 2.5 * 30 + 1
+    text = " ".join(out.split())
+    for name in DEMO_ALL_BACKBONES:
+        assert f"backbone {name} snippet" in text
+    assert "64 frames at 30 fps: a 2.13 s window every 0.533 s" in text  # TDN
+    assert "rgb=768" in text and "rgb=2304" in text
+
+
 def test_a_worker_with_another_talkit_version_stops_the_run(
     ray_session: str, videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
