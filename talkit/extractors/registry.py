@@ -294,6 +294,62 @@ class NetworkBackbone(Backbone):
     def _init_random(self, seed: int) -> None:
         """Seeded random weights for every stream."""
 
+    def _weights_hint(self, what: str) -> str:
+        """The hint of every refused file: "give NAME WHAT, e.g. --weights KNOWN"."""
+        name = self.spec.name
+        known = [w.name for w in weights_tables().values() if w.backbone == name]
+        return f"give {name} {what}" + (f", e.g. --weights {' or '.join(known)}" if known else "")
+
+    def _refuse_another_layout(
+        self, state: Mapping[str, torch.Tensor], source: str, hint: str
+    ) -> str | None:
+        """Raise when the file is recognisably another backbone's (or another depth's),
+        naming both layouts without listing hundreds of keys; else return what the file
+        looks like (None when unrecognised)."""
+        from talkit.extractors.checkpoints import identify_layout
+
+        looks = identify_layout(state)
+        if looks is not None and looks != identify_layout(self.network.state_dict()):
+            raise CheckpointError(
+                f"checkpoint {source} does not fit the {self.spec.name} network (expected "
+                f"layout: {self.layout}); this looks like {looks}",
+                hint=hint,
+            )
+        return looks
+
+    def _load_fitting_head(
+        self,
+        state: Mapping[str, torch.Tensor],
+        source: str,
+        hint: str,
+        *,
+        head: str,
+        describe: Callable[[Mapping[str, torch.Tensor]], str | None] | None = None,
+    ) -> None:
+        """Strict loading; a classifier ``head`` (a module path, e.g. ``cls_head.fc_cls``)
+        fine-tuned for another class count is rebuilt to fit the file, as the feature does
+        not use it. A refused file leaves the network as it was."""
+        from talkit.extractors.checkpoints import load_strict
+
+        parent_path, _, attr = head.rpartition(".")
+        parent = self.network.get_submodule(parent_path) if parent_path else self.network
+        old = getattr(parent, attr)
+        bias = state.get(f"{head}.bias")
+        if bias is not None and bias.ndim == 1 and bias.shape[0] != old.out_features:
+            setattr(parent, attr, nn.Linear(old.in_features, int(bias.shape[0])))
+        try:
+            load_strict(
+                self.network,
+                state,
+                source=source,
+                target=f"{self.spec.name} network (expected layout: {self.layout})",
+                describe=describe,
+                hint=hint,
+            )
+        except CheckpointError:
+            setattr(parent, attr, old)
+            raise
+
     def load_checkpoint(self, stream: str, path: str | Path) -> str:
         from talkit.extractors.checkpoints import file_sha256, read_state_dict
 

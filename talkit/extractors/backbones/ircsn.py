@@ -57,8 +57,6 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from talkit.errors import CheckpointError
-from talkit.extractors.checkpoints import identify_layout, load_strict
 from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
@@ -311,38 +309,9 @@ class IrCSNBackbone(NetworkBackbone):
         self.network = network
 
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
-        from talkit.extractors.registry import weights_tables
-
-        name = self.spec.name
-        known = [w.name for w in weights_tables().values() if w.backbone == name]
-        hint = f"give {name} an mmaction2 ir-CSN-152 checkpoint (.pth)" + (
-            f", e.g. --weights {' or '.join(known)}" if known else ""
-        )
-        looks = identify_layout(state)
-        if looks is not None and looks != identify_layout(self.network.state_dict()):
-            # Another backbone's file (or another CSN): say so, without listing its keys.
-            raise CheckpointError(
-                f"checkpoint {source} does not fit the {name} network (expected layout: "
-                f"{self.layout}); this looks like {looks}",
-                hint=hint,
-            )
-        head = self.network.cls_head.fc_cls
-        bias = state.get("cls_head.fc_cls.bias")
-        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
-            # Fine-tuned for another class count: the feature does not use the head, so
-            # build it to fit the file instead of failing.
-            self.network.cls_head.fc_cls = nn.Linear(head.in_features, int(bias.shape[0]))
-        try:
-            load_strict(
-                self.network,
-                state,
-                source=source,
-                target=f"{name} network (expected layout: {self.layout})",
-                hint=hint,
-            )
-        except CheckpointError:
-            self.network.cls_head.fc_cls = head  # a refused file leaves the network as it was
-            raise
+        hint = self._weights_hint("an mmaction2 ir-CSN-152 checkpoint (.pth)")
+        self._refuse_another_layout(state, source, hint)
+        self._load_fitting_head(state, source, hint, head="cls_head.fc_cls")
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)

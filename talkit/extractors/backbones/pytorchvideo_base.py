@@ -20,8 +20,8 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from talkit.errors import CheckpointError, InputError
-from talkit.extractors.checkpoints import identify_layout, load_strict
+from talkit.errors import InputError
+from talkit.extractors.checkpoints import load_strict
 from talkit.extractors.registry import BackboneSpec, NetworkBackbone, Normalisation
 
 # Kinetics models of pytorchvideo: frames / 255, then mean 0.45 and std 0.225 per channel.
@@ -81,22 +81,8 @@ class PytorchvideoBackbone(NetworkBackbone):
         self.network = network
 
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
-        from talkit.extractors.registry import weights_tables
-
-        name = self.spec.name
-        known = [w.name for w in weights_tables().values() if w.backbone == name]
-
-        hint = f"give {name} a {self.layout} file" + (
-            f", e.g. --weights {' or '.join(known)}" if known else ""
-        )
-        looks = identify_layout(state)
-        if looks is not None and looks != f"a pytorchvideo {self.family} checkpoint":
-            # Another backbone's file: say so, without listing hundreds of keys.
-            raise CheckpointError(
-                f"checkpoint {source} does not fit the {name} network (expected layout: "
-                f"{self.layout}); this looks like {looks}",
-                hint=hint,
-            )
+        hint = self._weights_hint(f"a {self.layout} file")
+        looks = self._refuse_another_layout(state, source, hint)
 
         def describe(st: object) -> str | None:
             return f"this looks like {looks}" if looks else None
@@ -105,7 +91,7 @@ class PytorchvideoBackbone(NetworkBackbone):
             self.network,
             state,
             source=source,
-            target=f"{name} network (expected layout: {self.layout})",
+            target=f"{self.spec.name} network (expected layout: {self.layout})",
             describe=describe,
             hint=hint,
         )

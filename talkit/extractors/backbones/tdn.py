@@ -68,8 +68,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkit.errors import CheckpointError, InputError
-from talkit.extractors.checkpoints import identify_layout, load_strict
+from talkit.errors import InputError
 from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
@@ -417,38 +416,10 @@ class TDNBackbone(NetworkBackbone):
         self.network = network
 
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
-        from talkit.extractors.registry import weights_tables
-
-        name = self.spec.name
-        known = [w.name for w in weights_tables().values() if w.backbone == name]
-        hint = f"give {name} an MCG-NJU/TDN ResNet-50 checkpoint" + (
-            f", e.g. --weights {' or '.join(known)}" if known else ""
-        )
-        looks = identify_layout(state)
-        if looks is not None and looks != identify_layout(self.network.state_dict()):
-            raise CheckpointError(
-                f"checkpoint {source} does not fit the {name} network (expected layout: "
-                f"{self.layout}); this looks like {looks}",
-                hint=hint,
-            )
-        head = self.network.module.new_fc
-        bias = state.get("module.new_fc.bias")
-        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
-            # Another class count (e.g. Something-Something's 174): the feature does not
-            # use the head, so build it to fit the file.
-            self.network.module.new_fc = nn.Linear(head.in_features, int(bias.shape[0]))
-        try:
-            load_strict(
-                self.network,
-                state,
-                source=source,
-                target=f"{name} network (expected layout: {self.layout})",
-                describe=_unprefixed,
-                hint=hint,
-            )
-        except CheckpointError:
-            self.network.module.new_fc = head  # a refused file leaves the network as it was
-            raise
+        hint = self._weights_hint("an MCG-NJU/TDN ResNet-50 checkpoint")
+        self._refuse_another_layout(state, source, hint)
+        # Another class count (e.g. Something-Something's 174) gets a head that fits.
+        self._load_fitting_head(state, source, hint, head="module.new_fc", describe=_unprefixed)
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from talkit.errors import CheckpointError
-from talkit.extractors.checkpoints import identify_layout, load_strict
+from talkit.extractors.checkpoints import identify_layout
 from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
@@ -324,14 +324,8 @@ class VivitBackbone(NetworkBackbone):
         self.layout = layout
 
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
-        from talkit.extractors.registry import weights_tables
-
         name = self.spec.name
-        known = [w.name for w in weights_tables().values() if w.backbone == name]
-        hint = f"give {name} a file in that layout" + (
-            f", e.g. --weights {' or '.join(known)}" if known else ""
-        )
-        target = f"{name} network (expected layout: {self.layout})"
+        hint = self._weights_hint("a file in that layout")
         ours = self.network.state_dict()
         for key in (
             "vivit.embeddings.position_embeddings",
@@ -353,29 +347,14 @@ class VivitBackbone(NetworkBackbone):
                     hint="build the backbone at the input size the checkpoint was trained at "
                     "(input_size=224 for the hub file)",
                 )
-        looks = identify_layout(state)
-        if looks is not None and looks != identify_layout(ours):
-            if "HF transformers" in looks and isinstance(self.network, VivitFactorised):
-                hint += "; the HF hub file is ViViT model 1: --backbone vivit_b16x2_hf loads it"
-            raise CheckpointError(
-                f"checkpoint {source} does not fit the {target}; this looks like {looks}",
-                hint=hint,
-            )
-        head = self.network.head
-        bias = state.get("classifier.bias" if isinstance(self.network, VivitHF) else "head.bias")
-        if bias is not None and bias.ndim == 1 and bias.shape[0] != head.out_features:
-            self._set_head(nn.Linear(head.in_features, int(bias.shape[0])))  # fine-tuned heads
-        try:
-            load_strict(self.network, state, source=source, target=target, hint=hint)
-        except CheckpointError:
-            self._set_head(head)  # a refused file leaves the network as it was
-            raise
-
-    def _set_head(self, head: nn.Linear) -> None:
-        if isinstance(self.network, VivitHF):
-            self.network.classifier = head
-        else:
-            self.network.head = head
+        if "HF transformers" in (identify_layout(state) or "") and isinstance(
+            self.network, VivitFactorised
+        ):
+            hint += "; the HF hub file is ViViT model 1: --backbone vivit_b16x2_hf loads it"
+        self._refuse_another_layout(state, source, hint)
+        # fine-tuned heads for another class count get a head that fits
+        head = "classifier" if isinstance(self.network, VivitHF) else "head"
+        self._load_fitting_head(state, source, hint, head=head)
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)
