@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from video_helpers import snippet_signatures
 
-from talkit.datasets.synthetic.signature import read_signature, write_signature_video
+from talkit.datasets.synthetic.signature import write_signature_video
 from talkit.errors import CheckpointError
-from talkit.extractors import build_backbone, extract_video, get, iter_snippet_batches
+from talkit.extractors import build_backbone, extract_video, get
 from talkit.extractors.checkpoints import identify_layout
 from talkit.extractors.video import open_video
 
@@ -92,12 +93,7 @@ def test_snippets_take_every_second_frame_and_drop_the_partial_window(video: Pat
     spec = get("slowfast_r50", **SMALL).spec
     read = spec.snippet_spec()
     assert (float(read.fps), read.clip_len, read.stride) == (15.0, 32, 8)
-    seen = []
-    for batch in iter_snippet_batches(video, read, batch_size=2):
-        for clip in np.asarray(batch.frames):
-            seen.append([read_signature(f) for f in clip])
-        np.testing.assert_allclose(batch.starts_s, batch.indices * 16 / 30)
-        np.testing.assert_allclose(batch.ends_s, (batch.indices * 16 + 64) / 30)
+    seen = snippet_signatures(video, read, start_every=16, span=64, base_fps=30)
     assert seen == [[16 * i + 2 * j for j in range(32)] for i in range(3)]
 
     store = spec.to_store_spec()

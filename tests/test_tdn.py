@@ -23,8 +23,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli_helpers import run_cli
+from video_helpers import snippet_signatures
 
-from talkit.datasets.synthetic.signature import read_signature, write_signature_video
+from talkit.datasets.synthetic.signature import write_signature_video
 from talkit.errors import CheckpointError, InputError
 from talkit.extractors import (
     ShortVideoWarning,
@@ -32,7 +33,6 @@ from talkit.extractors import (
     build_backbone,
     extract_video,
     get,
-    iter_snippet_batches,
 )
 from talkit.extractors.backbones.tdn import create_tdn, segment_frame_indices
 from talkit.extractors.checkpoints import file_sha256, identify_layout
@@ -335,12 +335,7 @@ def test_windows_start_16_frames_apart_and_the_partial_one_is_dropped(videos: Pa
     """100 frames at 30 fps: windows at 0, 16, 32 (frames up to 95); one at 48 would need
     frame 111, so that partial window is dropped (the tail policy 'drop')."""
     read = get("tdn_r50", **SMALL).spec.snippet_spec()
-    seen = []
-    for batch in iter_snippet_batches(videos / "a.mp4", read, batch_size=2):
-        for clip in np.asarray(batch.frames):
-            seen.append([read_signature(f) for f in clip])
-        np.testing.assert_allclose(batch.starts_s, batch.indices * 16 / 30)
-        np.testing.assert_allclose(batch.ends_s, (batch.indices * 16 + 64) / 30)
+    seen = snippet_signatures(videos / "a.mp4", read, start_every=16, span=64, base_fps=30)
     assert seen == [[16 * i + j for j in range(64)] for i in range(3)]
 
 

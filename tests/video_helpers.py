@@ -77,3 +77,20 @@ def make_long_video(path: Path, *, seconds: int, size: tuple[int, int], fps: int
     repeat_video(seg, path, segment_s=2, times=seconds // 2)
     seg.unlink()
     return path
+
+
+def snippet_signatures(
+    video: Path, read: object, *, start_every: int, span: int, base_fps: float
+) -> list[list[int]]:
+    """The frame numbers (signatures) in each snippet the sampler cuts from ``video`` with
+    the read spec ``read``, after checking that snippet i's timestamps cover frames
+    ``[i * start_every, i * start_every + span)`` at ``base_fps``."""
+    from talkit.extractors import iter_snippet_batches
+
+    seen: list[list[int]] = []
+    for batch in iter_snippet_batches(video, read, batch_size=2):
+        for clip in np.asarray(batch.frames):
+            seen.append([read_signature(f) for f in clip])
+        np.testing.assert_allclose(batch.starts_s, batch.indices * start_every / base_fps)
+        np.testing.assert_allclose(batch.ends_s, (batch.indices * start_every + span) / base_fps)
+    return seen
