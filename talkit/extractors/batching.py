@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 MEMORY_FRACTION = 0.25  # of a worker's memory share that its batches may take
 CPU_BATCH_BUDGET = 640 * 2**20  # bytes per batch on the CPU (see module docstring)
-QUEUED_BATCHES = 4  # input batches alive at once: the queue (2), the producer's, the forward's
+QUEUED_BATCHES = 2  # input batches alive at once: the one queued (multi.py), the forward's
 MIN_BATCH = 2
 MAX_BATCH = 64
 
