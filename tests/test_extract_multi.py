@@ -7,6 +7,7 @@ tiny and torch runs on 2 threads, so each test takes seconds.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
@@ -330,3 +331,42 @@ def test_i3d_slowfast_and_csn_from_one_decode_equal_their_single_runs(
         _assert_same(multi[name], extract_video(path, model, batch_size=2))
         assert multi[name].num_snippets > 0
     assert multi["slowfast_r50"].streams["rgb"].shape[1] == 2304
+
+
+@pytest.mark.parametrize("queue_size", [1, 2])
+def test_prepared_batches_alive_are_bounded_by_the_queue_and_the_forward(
+    tmp_path: Path, models: dict[str, Any], monkeypatch: pytest.MonkeyPatch, queue_size: int
+) -> None:
+    """The producer waits for room before preparing a batch, so at most ``queue_size`` + 1
+    prepared (float) batches exist at once, however slow the forward; the features are
+    those of the default queue."""
+    import talkit.extractors.multi as multi
+
+    model = models["rgb64"]
+    path = tmp_path / "v.mp4"
+    write_signature_video(path, num_frames=160, fps=25, size=(64, 48), seed=4)
+    want = extract_video(path, model, batch_size=2)
+    counts = {"prepared": 0, "done": 0, "most_alive": 0}
+
+    class Counted(multi.Preprocess):  # type: ignore[misc, name-defined]
+        def __call__(self, batch: Any, count: int) -> dict[str, torch.Tensor]:
+            out = super().__call__(batch, count)
+            counts["prepared"] += 1
+            alive = counts["prepared"] - counts["done"]
+            counts["most_alive"] = max(counts["most_alive"], alive)
+            return out
+
+    real = type(model).extract
+
+    def slow(self: Any, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        time.sleep(0.05)  # the producer has all the time it wants to run ahead
+        out = real(self, batch)
+        counts["done"] += 1
+        return out
+
+    monkeypatch.setattr(multi, "Preprocess", Counted)
+    monkeypatch.setattr(type(model), "extract", slow)
+    got = extract_video_multi(path, {"m": model}, batch_size=2, queue_size=queue_size)["m"]
+    assert counts["prepared"] == counts["done"] == 5  # 10 snippets of 16 frames
+    assert counts["most_alive"] == queue_size + 1
+    _assert_same(got, want)

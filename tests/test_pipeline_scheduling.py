@@ -229,3 +229,20 @@ def test_summary_shows_thread_changes() -> None:
     console = Console(width=200, record=True)
     console.print(summary_table(report))
     assert "1: 1->2 at 12.5 s" in console.export_text()
+
+
+def test_a_worker_reports_its_own_peak_not_its_spawners() -> None:
+    """ru_maxrss of a spawned process starts at its parent's peak (Linux carries it over
+    vfork and exec); the reported peak must be the worker's own."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from talkit.pipelines.worker import peak_rss
+
+    ballast = np.ones(512 * 2**20, np.uint8)  # this process: > 512 MiB resident
+    code = "from talkit.pipelines.worker import peak_rss; print(peak_rss())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert peak_rss() > 512 * 2**20 > 2 * int(out.stdout)  # the child imports no torch
+    del ballast

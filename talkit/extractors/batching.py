@@ -30,12 +30,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 MEMORY_FRACTION = 0.25  # of a worker's memory share that its batches may take
 CPU_BATCH_BUDGET = 640 * 2**20  # bytes per batch on the CPU (see module docstring)
-QUEUED_BATCHES = 4  # input batches alive at once: the queue (2), the producer's, the forward's
+QUEUED_BATCHES = 2  # input batches alive at once: the one queued (multi.py), the forward's
 MIN_BATCH = 2
 MAX_BATCH = 64
 
@@ -51,7 +52,9 @@ class _PeakRecorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = _shape_only(func, args, kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
         outs = out if isinstance(out, list | tuple) else (out,)
         if any(isinstance(t, torch.Tensor) for t in outs):
             total = 0
@@ -61,6 +64,51 @@ class _PeakRecorder(TorchFunctionMode):
                         total += t.numel() * t.element_size()
             self.peak = max(self.peak, total)
         return out
+
+
+def _shape_only(func: Any, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The output of a meta BatchNorm, ``cat`` or ``mean``, made from its shape rule directly.
+
+    Why: their meta kernels are Python decompositions, and the first call of one imports
+    ``torch._dynamo`` (about 400 modules: +107 MiB resident for the rest of the process,
+    measured), which counts against the very memory ``auto`` budgets for. None: run the
+    operation itself (any other operation, or a case these rules do not cover).
+    """
+    if func is F.batch_norm:
+        x = args[0] if args else kwargs.get("input")
+        if isinstance(x, torch.Tensor) and x.device.type == "meta":
+            return torch.empty_like(x)
+    elif func is torch.cat and not kwargs.get("out"):
+        parts = args[0] if args else kwargs.get("tensors")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        if (
+            isinstance(parts, list | tuple)
+            and parts
+            and isinstance(dim, int)
+            and all(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in parts)
+            and len({(t.dtype, t.ndim) for t in parts}) == 1
+        ):
+            first = parts[0]
+            d = dim % first.ndim
+            if all(
+                t.shape[:d] + t.shape[d + 1 :] == first.shape[:d] + first.shape[d + 1 :]
+                for t in parts
+            ):
+                shape = (*first.shape[:d], sum(t.shape[d] for t in parts), *first.shape[d + 1 :])
+                return torch.empty(shape, dtype=first.dtype, device="meta")
+    elif func in (torch.mean, torch.Tensor.mean) and not kwargs.get("dtype"):
+        x = args[0] if args else kwargs.get("input")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+        if isinstance(x, torch.Tensor) and x.device.type == "meta" and x.ndim:
+            dims = (dim,) if isinstance(dim, int) else dim
+            if isinstance(dims, list | tuple) and dims and all(isinstance(d, int) for d in dims):
+                gone = {d % x.ndim for d in dims}
+                shape = [
+                    1 if i in gone else n for i, n in enumerate(x.shape) if keep or i not in gone
+                ]
+                return torch.empty(shape, dtype=x.dtype, device="meta")
+    return None
 
 
 def activation_bytes(

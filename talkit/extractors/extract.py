@@ -5,9 +5,9 @@ This is the in-process path; the Ray pipeline runs exactly this code per video.
 pass of :mod:`talkit.extractors.multi` (its one-backbone case: ``extract_video_multi``
 decodes once for several). Decoding, preprocessing and optical flow run in a background
 thread that fills a small bounded queue of ready batches while the calling thread runs
-the network (memory: ``queue_size`` + 2 batches, whatever the video's length). OpenCV's
-TV-L1 pairs go to ``flow_workers`` processes; the torch TV-L1 (``tvl1_torch``) runs them
-in batches on the flow device. The flow convention is in preprocess.py.
+the network (memory: ``queue_size`` + 1 prepared batches, whatever the video's length).
+OpenCV's TV-L1 pairs go to ``flow_workers`` processes; the torch TV-L1 (``tvl1_torch``)
+runs them in batches on the flow device. The flow convention is in preprocess.py.
 
 Snippet counts and timestamps are those of the rgb stream: floor((N - 16) / 16) + 1
 snippets for N frames at 25 fps, snippet i covering [16 i / 25, (16 i + 16) / 25) s.
@@ -126,7 +126,7 @@ def extract_video(
     fps_for_frames: float | None = None,
     tolerate_damage: bool = False,
     flow_computer: FlowComputer | None = None,
-    queue_size: int = 2,
+    queue_size: int = 1,
     progress: Callable[[int], None] | None = None,
     **options: Any,
 ) -> VideoFeatures:

@@ -18,9 +18,13 @@ Data path::
 Decoding, resampling, resizing and preprocessing run in one background thread that
 fills a small bounded queue of ready batches (of any backbone) while the calling thread
 runs the networks, so the decode overlaps the forwards. Memory does not grow with the
-video: each backbone holds the batches it is filling (its snippet windows in flight),
-the flow cache holds only pairs those batches can still need, and the queue holds
-``queue_size`` prepared batches. ``meta["decode"]`` reports the peak frames held.
+video: each backbone holds the batches it is filling (its snippet windows in flight,
+uint8), the flow cache holds only pairs those batches can still need, and at most
+``queue_size`` + 1 prepared (float) batches exist at once: the one in the forward and
+``queue_size`` ready for the next. The producer waits for that room *before* it
+prepares a batch, not after (a prepared batch waiting to be queued is one more input
+tensor alive: 77 MiB for an I3D batch of two 64-frame 224 px snippets).
+``meta["decode"]`` reports the peak frames held.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def extract_video_multi(
     video_backend: str = "auto",
     fps_for_frames: float | None = None,
     tolerate_damage: bool = False,
-    queue_size: int = 2,
+    queue_size: int = 1,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, VideoFeatures]:
     """Features of one video from several backbones, decoding it once.
@@ -74,6 +78,8 @@ def extract_video_multi(
     all or one per name. ``flow_computers`` (by name) lets many videos share pools of
     flow workers; backbones with equal flow specs share one computer and the flow it
     computes. ``progress(name, snippets_done)`` is called after each batch.
+    ``queue_size`` prepared batches may wait ahead of the forward (1: one is ready while
+    a forward of a 3-D CNN runs, which takes far longer than preparing the next).
 
     Damage raises one VideoDecodeError for the video (unless ``tolerate_damage``). A
     video shorter than one snippet of a backbone gives that backbone zero snippets and
@@ -191,9 +197,12 @@ class _Pass:
     """The producer side: one decode, resampled per rate, resized per transform, cut into
     each backbone's snippets, preprocessed, and queued."""
 
-    def __init__(self, jobs: list[_Job], put: Callable[[tuple], bool]) -> None:
+    def __init__(
+        self, jobs: list[_Job], put: Callable[[tuple], bool], room: Callable[[], bool]
+    ) -> None:
         self.jobs = jobs
         self.put = put
+        self.room = room  # waits for room for one more prepared batch; False: stopped
         self.rates: list[Fraction] = []
         self.by_rate: list[list[_Job]] = []
         for job in jobs:
@@ -238,7 +247,7 @@ class _Pass:
         return True
 
     def _send(self, job: _Job, batch: SnippetBatch, count: int) -> bool:
-        return self.put(("batch", job, job.prep(batch, count)))
+        return self.room() and self.put(("batch", job, job.prep(batch, count)))
 
     def _forget(self, current: int) -> None:
         """Drop cached flow no batch still being filled can need."""
@@ -250,6 +259,13 @@ class _Pass:
                     if first is not None:
                         oldest = min(oldest, first)
             group.forget_before(oldest)
+
+
+def _acquire(slots: threading.Semaphore, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        if slots.acquire(timeout=0.1):
+            return True
+    return False
 
 
 def _put(q: queue.Queue, item: tuple, stop: threading.Event) -> bool:
@@ -280,8 +296,11 @@ def run_backbones(
     jobs = _jobs(models, flows, batch_size)
     reader = open_video(path, backend=video_backend, fps_for_frames=fps_for_frames)  # type: ignore[arg-type]
     q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+    # Prepared batches alive: queue_size ready + the one in the forward. The producer
+    # takes a slot before preparing a batch; the consumer frees it after the forward.
+    slots = threading.Semaphore(max(1, queue_size) + 1)
     stop = threading.Event()
-    shared = _Pass(jobs, lambda item: _put(q, item, stop))
+    shared = _Pass(jobs, lambda item: _put(q, item, stop), lambda: _acquire(slots, stop))
 
     def produce() -> None:
         try:
@@ -305,6 +324,8 @@ def run_backbones(
             t0 = time.perf_counter()
             out = job.model.extract(payload)
             job.forward_s += time.perf_counter() - t0
+            del payload  # the input is freed before the producer prepares the next one
+            slots.release()
             for s in job.features:
                 job.features[s].append(out[s])
             job.done += len(out[next(iter(job.features))])

@@ -24,7 +24,7 @@ import torch
 from talkit.extractors.flow import FlowComputer, normalise_flow, to_grey
 from talkit.extractors.registry import BackboneSpec
 from talkit.extractors.sampling import SnippetBatch
-from talkit.extractors.transforms import BatchTransform, center_crop
+from talkit.extractors.transforms import BatchTransform, center_crop, crop_origin
 
 Pair = tuple[int, int]  # (first, second) decoded-frame indices
 
@@ -110,7 +110,11 @@ class Preprocess:
         out: dict[str, torch.Tensor] = {}
         if "rgb" in self.spec.streams:
             rgb = frames[:, :length]
-            rgb = self._crop(rgb.reshape(b * length, *rgb.shape[2:]))
+            rgb = rgb.reshape(b * length, *rgb.shape[2:])
+            if self.crop is not None:
+                # A view: the float conversion below is the one copy (no uint8 crop copy).
+                top, left = crop_origin(rgb.shape[1:3], self.crop)
+                rgb = rgb[:, top : top + self.crop, left : left + self.crop]
             x = torch.from_numpy(rgb).to(torch.float32).div_(self.value_range)
             x = x.sub_(self.mean).div_(self.std)
             x = x.reshape(b, length, *x.shape[1:]).permute(0, 4, 1, 2, 3)

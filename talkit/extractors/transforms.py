@@ -76,17 +76,22 @@ def resize_square(
     return _resize_all(frames, size, size, interpolation)
 
 
-def center_crop(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
-    """(N, H, W[, C]) -> centre (N, h, w[, C]) crop; ``size`` is s or (h, w)."""
+def crop_origin(shape: tuple[int, ...], size: int | tuple[int, int]) -> tuple[int, int]:
+    """(top, left) of the centre (h, w) crop of (H, W) frames; ``size`` is s or (h, w)."""
     ch, cw = (size, size) if isinstance(size, int) else size
-    h, w = frames.shape[1:3]
+    h, w = shape[:2]
     if ch > h or cw > w:
         raise InputError(
             f"cannot centre-crop {ch}x{cw} from {h}x{w} frames",
             hint="resize the short side to at least the crop size first",
         )
-    top = round((h - ch) / 2.0)
-    left = round((w - cw) / 2.0)
+    return round((h - ch) / 2.0), round((w - cw) / 2.0)
+
+
+def center_crop(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(N, H, W[, C]) -> centre (N, h, w[, C]) crop; ``size`` is s or (h, w)."""
+    ch, cw = (size, size) if isinstance(size, int) else size
+    top, left = crop_origin(frames.shape[1:3], (ch, cw))
     return np.ascontiguousarray(frames[:, top : top + ch, left : left + cw])
 
 

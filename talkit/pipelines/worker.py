@@ -159,7 +159,19 @@ def resolve_batch_size(backbones: list[Any], memory_bytes: int | None, device: s
 
 
 def peak_rss() -> int:
-    """This process's peak resident memory in bytes (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident memory in bytes.
+
+    On Linux the high-water mark of its own address space (``VmHWM``): ``ru_maxrss``
+    would start at the peak of the process that spawned it (Linux carries the old
+    address space's peak over fork/vfork and exec). Elsewhere ``ru_maxrss`` (macOS: bytes).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
