@@ -3,13 +3,14 @@
 1. Generate small synthetic untrimmed action videos with ground truth
    (talkit.datasets.synthetic; tiny frames so it runs anywhere).
 2. Extract I3D RGB + TV-L1 flow features with *random weights* on embedded Ray into a
-   versioned store (``backbones=`` adds others, e.g. all five of LGBM-Net's report and
-   I3D, each at a tiny input size, from one decode of each video). The feature set's spec says ``random_weights: true`` with the seed in
-   place of a checkpoint hash: these features exercise the machinery, they are not real.
+   versioned store (``backbones=`` picks others, e.g. I3D and the four backbones of
+   LGBM-Net's report, each at a tiny input size, from one decode of each video). The
+   feature set's spec says ``random_weights: true`` with the seed in place of a
+   checkpoint hash: these features exercise the machinery, they are not real.
 3. Print the run summary and the store summary.
-4. Train LGBM-Net on the store's training videos (on the first backbone's features) (a narrowed model, about a minute of
-   CPU) and print its mAP on the test videos against the synthetic ground truth, beside
-   the whole-video baseline.
+4. Train LGBM-Net on the store's training videos (on the first backbone's features; a
+   narrowed model, about a minute of CPU) and print its mAP on the test videos against
+   the synthetic ground truth, beside the whole-video baseline.
 
 Re-running the demo on the same folder reuses the videos and resumes the store: nothing
 is extracted twice (a finished training run is replaced).
