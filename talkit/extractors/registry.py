@@ -317,27 +317,23 @@ class NetworkBackbone(Backbone):
             )
         return looks
 
-    def _load_fitting_head(
+    def _load_strict(
         self,
         state: Mapping[str, torch.Tensor],
         source: str,
         hint: str,
         *,
-        head: str,
+        head: str | None = None,
         describe: Callable[[Mapping[str, torch.Tensor]], str | None] | None = None,
     ) -> None:
-        """Strict loading; a classifier ``head`` (a module path, e.g. ``cls_head.fc_cls``)
-        fine-tuned for another class count is rebuilt to fit the file, as the feature does
-        not use it. A refused file leaves the network as it was."""
+        """Strict loading into the network, with a diagnosis naming the expected layout.
+
+        A classifier ``head`` (a module path, e.g. ``cls_head.fc_cls``) fine-tuned for
+        another class count is rebuilt to fit the file, as the feature does not use it;
+        a refused file leaves the network as it was."""
         from talkit.extractors.checkpoints import load_strict
 
-        parent_path, _, attr = head.rpartition(".")
-        parent = self.network.get_submodule(parent_path) if parent_path else self.network
-        old = getattr(parent, attr)
-        bias = state.get(f"{head}.bias")
-        if bias is not None and bias.ndim == 1 and bias.shape[0] != old.out_features:
-            setattr(parent, attr, nn.Linear(old.in_features, int(bias.shape[0])))
-        try:
+        def load() -> None:
             load_strict(
                 self.network,
                 state,
@@ -346,6 +342,18 @@ class NetworkBackbone(Backbone):
                 describe=describe,
                 hint=hint,
             )
+
+        if head is None:
+            load()
+            return
+        parent_path, _, attr = head.rpartition(".")
+        parent = self.network.get_submodule(parent_path) if parent_path else self.network
+        old = getattr(parent, attr)
+        bias = state.get(f"{head}.bias")
+        if bias is not None and bias.ndim == 1 and bias.shape[0] != old.out_features:
+            setattr(parent, attr, nn.Linear(old.in_features, int(bias.shape[0])))
+        try:
+            load()
         except CheckpointError:
             setattr(parent, attr, old)
             raise

@@ -311,7 +311,7 @@ class IrCSNBackbone(NetworkBackbone):
     def _load_state(self, stream: str, state: dict[str, torch.Tensor], source: str) -> None:
         hint = self._weights_hint("an mmaction2 ir-CSN-152 checkpoint (.pth)")
         self._refuse_another_layout(state, source, hint)
-        self._load_fitting_head(state, source, hint, head="cls_head.fc_cls")
+        self._load_strict(state, source, hint, head="cls_head.fc_cls")
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)

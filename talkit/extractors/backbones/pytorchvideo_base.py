@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from talkit.errors import InputError
-from talkit.extractors.checkpoints import load_strict
 from talkit.extractors.registry import BackboneSpec, NetworkBackbone, Normalisation
 
 # Kinetics models of pytorchvideo: frames / 255, then mean 0.45 and std 0.225 per channel.
@@ -87,14 +86,7 @@ class PytorchvideoBackbone(NetworkBackbone):
         def describe(st: object) -> str | None:
             return f"this looks like {looks}" if looks else None
 
-        load_strict(
-            self.network,
-            state,
-            source=source,
-            target=f"{self.spec.name} network (expected layout: {self.layout})",
-            describe=describe,
-            hint=hint,
-        )
+        self._load_strict(state, source, hint, describe=describe)
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)

@@ -419,7 +419,7 @@ class TDNBackbone(NetworkBackbone):
         hint = self._weights_hint("an MCG-NJU/TDN ResNet-50 checkpoint")
         self._refuse_another_layout(state, source, hint)
         # Another class count (e.g. Something-Something's 174) gets a head that fits.
-        self._load_fitting_head(state, source, hint, head="module.new_fc", describe=_unprefixed)
+        self._load_strict(state, source, hint, head="module.new_fc", describe=_unprefixed)
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)

@@ -354,7 +354,7 @@ class VivitBackbone(NetworkBackbone):
         self._refuse_another_layout(state, source, hint)
         # fine-tuned heads for another class count get a head that fits
         head = "classifier" if isinstance(self.network, VivitHF) else "head"
-        self._load_fitting_head(state, source, hint, head=head)
+        self._load_strict(state, source, hint, head=head)
 
     def _init_random(self, seed: int) -> None:
         init_random_(self.network, seed)
