@@ -62,3 +62,15 @@ def ray_here() -> Iterator[None]:
     yield
     if started:
         ray.shutdown()
+
+
+@pytest.fixture
+def two_torch_threads() -> Iterator[None]:
+    """Two torch threads for the test, the caller's count restored after it (modules
+    that compare networks on this 2-core machine use it with ``usefixtures``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

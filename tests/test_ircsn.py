@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -49,12 +49,7 @@ DATA = Path(__file__).parent / "data"
 ZOO_PARAMETERS = 29_703_568  # configs/recognition/csn/metafile.yml, ircsn r152
 
 
-@pytest.fixture(autouse=True)
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

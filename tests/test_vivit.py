@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -38,12 +37,7 @@ DATA = Path(__file__).parent / "data"
 TINY = {"frames": 4, "size": 32, "dim": 48, "heads": 4, "mlp": 96, "num_classes": 5}
 
 
-@pytest.fixture(autouse=True)
-def two_threads() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("two_torch_threads")
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
