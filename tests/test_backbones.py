@@ -366,3 +366,33 @@ def test_slowfast_without_pytorchvideo_says_which_extra_to_install(tmp_path: Pat
     assert proc.returncode == 2, proc.stderr
     assert 'pip install "talkit[backbones]"' in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unset_networks_get_real_memory_without_importing_sympy() -> None:
+    """build_unset allocates each tensor with torch.empty. Module.to_empty's empty_like
+    imported sympy (0.3 s) on the way to every worker's first video."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from talkit.extractors import build_backbone\n"
+        "b = build_backbone('i3d', streams=('rgb', 'flow'), random_weights_seed=0)\n"
+        "ps = list(b.network.parameters()) + list(b.network.buffers())\n"
+        "assert ps and all(p.device.type == 'cpu' and not p.is_meta for p in ps)\n"
+        "assert all(not m.training for m in b.network.streams.modules())\n"
+        "print('sympy' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "name", ["csn_r101", "ircsn_152", "slowfast_r50", "tdn_r50", "vivit_b16x2", "vivit_b16x2_hf"]
+)
+def test_every_family_builds_unset_on_the_cpu(name: str) -> None:
+    from talkit.extractors import registry
+
+    network = registry.get(name).network
+    tensors = [*network.parameters(), *network.buffers()]
+    assert tensors and all(t.device.type == "cpu" and not t.is_meta for t in tensors)

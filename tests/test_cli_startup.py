@@ -119,3 +119,26 @@ def test_datasets_inspect_imports_neither_heavy_nor_store_libraries(tmp_path, na
         ["HighJump"],
     )
     assert loaded & (HEAVY | STORE_LIBS) == set()
+
+
+def test_the_talkit_command_exits_fast_with_its_code_and_all_its_output(tmp_path):
+    """``talkit`` (cli.entry_point) ends the process right after the exit handlers, with
+    the command's exit code and its whole output flushed, as a normal exit would."""
+    listing = subprocess.run(
+        [sys.executable, "-m", "talkit.cli", "presets", "extract"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    same, _ = _run(tmp_path, "presets", "extract")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout == same.stdout and "hacs_lgbm_ensemble" in listing.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "talkit.cli", "store", "info", str(tmp_path / "nothing.store")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("error:") and "nothing.store" in missing.stderr
+    usage = subprocess.run(
+        [sys.executable, "-m", "talkit.cli", "store", "--no-such-flag"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert usage.returncode == 2 and "--no-such-flag" in usage.stderr

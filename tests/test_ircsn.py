@@ -391,7 +391,8 @@ def _extract(tmp_path: Path, videos: Path, *args: str) -> list[str]:
 
 
 def _pytorchvideo_csn_file(tmp_path: Path) -> tuple[Path, str]:
-    from talkit.extractors.backbones.pytorchvideo_base import build_unset, hub
+    from talkit.extractors.backbones.pytorchvideo_base import hub
+    from talkit.extractors.registry import build_unset
 
     path = tmp_path / "CSN_32x2_R101.pyth"
     state = build_unset(functools.partial(hub().csn_r101, pretrained=False)).state_dict()

@@ -8,6 +8,7 @@ workers report back (threads, batch size, peak memory), never on timings.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,32 @@ def test_a_worker_reports_its_own_peak_not_its_spawners() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert peak_rss() > 512 * 2**20 > 2 * int(out.stdout)  # the child imports no torch
     del ballast
+
+
+def test_the_drivers_footprint_gives_the_workers_own_auto_batch() -> None:
+    """The driver measures the snippet footprint once (snippet_footprint) and hands it to
+    the workers, which then skip their own shape-only forward: same bytes, same batch."""
+    from talkit.extractors.batching import backbone_snippet_bytes
+    from talkit.pipelines.worker import BackboneJob, ExtractWorker, snippet_footprint
+
+    jobs = [
+        BackboneJob("i3d", "i3d", options={"streams": ("rgb",), "clip_len": 64}),
+        BackboneJob("i3d", "small", options={"streams": ("rgb",), "input_size": 112}),
+    ]
+    seeded = [replace(j, random_weights_seed=0) for j in jobs]
+    threads = torch.get_num_threads()
+    try:
+        own = ExtractWorker(seeded, batch_size="auto", memory_bytes=2**31, torch_threads=1)
+        measured = snippet_footprint(jobs)  # unset networks, as the driver builds them
+        given = ExtractWorker(
+            seeded, batch_size="auto", memory_bytes=2**31, torch_threads=1, snippet_bytes=measured
+        )
+        told = ExtractWorker(
+            seeded, batch_size="auto", memory_bytes=2**31, torch_threads=1, snippet_bytes=2**20
+        )
+    finally:
+        torch.set_num_threads(threads)
+    # The larger backbone (64 frames at 224 px) sets it, as in the worker's own rule.
+    assert measured == max(backbone_snippet_bytes(b) for b in own.backbones.values())
+    assert given.batch_size == own.batch_size
+    assert told.batch_size > own.batch_size  # the given footprint is the one used

@@ -271,6 +271,24 @@ def exact_fp32(device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def build_unset(builder: Callable[[], nn.Module], device: str = "cpu") -> nn.Module:
+    """Build a network without paying for its random init, in eval mode.
+
+    The weights come from a checkpoint or a seed (``Backbone.require_weights`` guards
+    ``extract``), so the default init would be thrown away. The module is built on the
+    ``meta`` device and each tensor is then allocated with ``torch.empty``: not
+    ``Module.to_empty``, whose ``empty_like`` runs a Python reference that imports sympy
+    (0.3 s on the path to a worker's first video).
+    """
+    with torch.device("meta"):
+        module = builder()
+
+    def allocate(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty(t.shape, dtype=t.dtype, device=device)
+
+    return module._apply(allocate).eval()
+
+
 class NetworkBackbone(Backbone):
     """A backbone around one ``nn.Module`` (``self.network``) with timm's ``forward_features``.
 

@@ -210,6 +210,7 @@ def extract_command(
     from talkit.pipelines.plan import plan_videos
     from talkit.pipelines.progress import QuietProgress, RichProgress, print_summary
     from talkit.pipelines.run import ExtractJob, run_extraction
+    from talkit.pipelines.startup import ray_started_early
 
     flags = {  # config field -> (option, the text the user gave)
         "backbones": ("--backbone", backbone),
@@ -233,70 +234,74 @@ def extract_command(
         "checkpoints": ("--checkpoint", " --checkpoint ".join(checkpoint) or None),
         "weights": ("--weights", " --weights ".join(weights) or None),
     }
-    cfg = load_extract_config(
-        config,
-        {
-            "backbones": _split(backbone),
-            "streams": _split(streams),
-            "flow": flow,
-            "flow_device": flow_device,
-            "flow_batch": flow_batch,
-            "flow_compile": flow_compile,
-            "input_size": input_size,
-            "resize_short": _resize_short(resize_short),
-            "random_weights_seed": random_weights,
-            "num_workers": num_workers,
-            "torch_threads": threads,
-            "batch_size": batch_size,
-            "device": device,
-            "niceness": niceness,
-            "max_failures": max_failures,
-            "max_consecutive_failures": max_consecutive_failures,
-            "commit_every": commit_every,
-            "frames_fps": frames_fps,
-            "checkpoints": parse_checkpoints(checkpoint) or None,
-            "weights": list(weights) or None,
-        },
-        sources={k: f"{opt} {text}" for k, (opt, text) in flags.items() if text is not None},
-        options=parse_options(option),
-    )
-    plan = plan_videos(videos, video_dir=video_dir, subsets=subset)
-    report_path = report or Path(f"talkit-extract-{dataset}.json")
-    job = ExtractJob(
-        plan=plan,
-        store=store,
-        dataset=dataset,
-        config=cfg,
-        feature_set=feature_set,
-        force=force,
-        ray_address=ray_address,
-        report_path=report_path,
-        command=command_line(),
-    )
-    console = Console()
-    observer = RichProgress() if not quiet else QuietProgress()
-    try:
-        result = run_extraction(job, observer)
-    except TalkitError:  # stopped (failures, Ctrl-C, the store): say what is done first
-        if observer.report is not None:
-            print_summary(observer.report, console, str(report_path))
-        raise
-    print_summary(result, console, str(report_path))
-    if result.clashes:
-        raise ExtractFailuresError(
-            f"{len(result.clashes)} video(s) were committed meanwhile by another run from "
-            f"other files than this run's (listed in {report_path}); the committed ones were "
-            "kept",
-            hint="re-run the same command: it re-extracts every video whose file differs from "
-            "what the store holds",
+    # Ray starts now, while this process imports torch and the backbones (startup.py);
+    # the run below uses it, and it stops when the command ends.
+    with ray_started_early(ray_address) as runtime:
+        cfg = load_extract_config(
+            config,
+            {
+                "backbones": _split(backbone),
+                "streams": _split(streams),
+                "flow": flow,
+                "flow_device": flow_device,
+                "flow_batch": flow_batch,
+                "flow_compile": flow_compile,
+                "input_size": input_size,
+                "resize_short": _resize_short(resize_short),
+                "random_weights_seed": random_weights,
+                "num_workers": num_workers,
+                "torch_threads": threads,
+                "batch_size": batch_size,
+                "device": device,
+                "niceness": niceness,
+                "max_failures": max_failures,
+                "max_consecutive_failures": max_consecutive_failures,
+                "commit_every": commit_every,
+                "frames_fps": frames_fps,
+                "checkpoints": parse_checkpoints(checkpoint) or None,
+                "weights": list(weights) or None,
+            },
+            sources={k: f"{opt} {text}" for k, (opt, text) in flags.items() if text is not None},
+            options=parse_options(option),
         )
-    if result.failures:
-        raise ExtractFailuresError(
-            f"{len(result.failures)} of {result.planned} videos failed; the other "
-            f"{len(result.extracted) + len(result.skipped)} are in {store}",
-            hint=f"see the table above and {report_path}; fix the files and re-run the same "
-            "command to extract only what is missing",
+        plan = plan_videos(videos, video_dir=video_dir, subsets=subset)
+        report_path = report or Path(f"talkit-extract-{dataset}.json")
+        job = ExtractJob(
+            plan=plan,
+            store=store,
+            dataset=dataset,
+            config=cfg,
+            feature_set=feature_set,
+            force=force,
+            ray_address=ray_address,
+            report_path=report_path,
+            command=command_line(),
+            runtime=runtime,
         )
+        console = Console()
+        observer = RichProgress() if not quiet else QuietProgress()
+        try:
+            result = run_extraction(job, observer)
+        except TalkitError:  # stopped (failures, Ctrl-C, the store): say what is done first
+            if observer.report is not None:
+                print_summary(observer.report, console, str(report_path))
+            raise
+        print_summary(result, console, str(report_path))
+        if result.clashes:
+            raise ExtractFailuresError(
+                f"{len(result.clashes)} video(s) were committed meanwhile by another run from "
+                f"other files than this run's (listed in {report_path}); the committed ones were "
+                "kept",
+                hint="re-run the same command: it re-extracts every video whose file differs from "
+                "what the store holds",
+            )
+        if result.failures:
+            raise ExtractFailuresError(
+                f"{len(result.failures)} of {result.planned} videos failed; the other "
+                f"{len(result.extracted) + len(result.skipped)} are in {store}",
+                hint=f"see the table above and {report_path}; fix the files and re-run the same "
+                "command to extract only what is missing",
+            )
 
 
 def demo_command(

@@ -72,6 +72,7 @@ from talkit.pipelines.worker import (
     VideoResult,
     backbone_spec,
     backbone_streams,
+    snippet_footprint,
 )
 
 CALLS_IN_FLIGHT = 2
@@ -92,6 +93,7 @@ class ExtractJob:
     ray_address: str | None = None
     report_path: Path | None = None
     command: list[str] = field(default_factory=list)
+    runtime: RayRuntime | None = None  # Ray started by the caller (the CLI starts it early)
 
     def backbone_jobs(self) -> list[BackboneJob]:
         cfg = self.config
@@ -326,6 +328,7 @@ class _Scheduler:
         self.t_spawn_epoch = 0.0  # time.time() of the first spawn (for thread changes)
         self.t_first_ready: float | None = None
         self.niceness_noted: set[str] = set()
+        self.snippet_bytes: int | None = None  # for --batch-size auto, measured once here
 
     # -- actors ---------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -356,6 +359,7 @@ class _Scheduler:
             frames_fps=cfg.frames_fps,
             niceness=cfg.niceness,
             memory_bytes=res.memory_bytes,
+            snippet_bytes=self.snippet_bytes,
         )
         self.slots.append(_Slot(name, handle, handle.ready.remote()))
 
@@ -367,7 +371,10 @@ class _Scheduler:
         import ray
 
         cfg = self.job.config
-        self.runtime = start_ray(self.job.ray_address)
+        if cfg.batch_size == "auto":
+            self.snippet_bytes = snippet_footprint(self.jobs)
+        given = self.job.runtime
+        self.runtime = given if given and ray.is_initialized() else start_ray(self.job.ray_address)
         try:
             self.resources = size_workers(
                 self.runtime.resources,

@@ -150,12 +150,32 @@ def backbone_spec(job: BackboneJob) -> Any:
     return spec.model_copy(update={"weights": {s: f"random:{seed}" for s in spec.streams}})
 
 
-def resolve_batch_size(backbones: list[Any], memory_bytes: int | None, device: str) -> int:
-    """``--batch-size auto``: the largest batch every backbone fits in the memory share."""
+def resolve_batch_size(
+    backbones: list[Any], memory_bytes: int | None, device: str, per_snippet: int | None = None
+) -> int:
+    """``--batch-size auto``: the largest batch every backbone fits in the memory share.
+
+    ``per_snippet``: the bytes :func:`snippet_footprint` measured on the driver, if it did.
+    """
     from talkit.extractors.batching import auto_batch_size, backbone_snippet_bytes
 
-    per_snippet = max(backbone_snippet_bytes(b) for b in backbones)
+    if per_snippet is None:
+        per_snippet = max(backbone_snippet_bytes(b) for b in backbones)
     return auto_batch_size(per_snippet, memory_bytes, device=device)
+
+
+def snippet_footprint(jobs: list[BackboneJob]) -> int:
+    """Bytes one snippet costs in a batch, for the largest of these backbones.
+
+    Measured once per run on the driver, before the workers start, and handed to them:
+    the shape-only forward imports sympy (PyTorch's meta kernels check shapes with it),
+    0.3 s that would otherwise come before every worker's first video. It depends only
+    on the networks' shapes, which the driver builds unset (no weights) for the specs.
+    """
+    from talkit.extractors import registry
+    from talkit.extractors.batching import backbone_snippet_bytes
+
+    return max(backbone_snippet_bytes(registry.get(j.backbone, **j.options)) for j in jobs)
 
 
 def peak_rss() -> int:
@@ -208,6 +228,7 @@ class ExtractWorker:
         frames_fps: float | None = None,
         niceness: int | None = None,
         memory_bytes: int | None = None,
+        snippet_bytes: int | None = None,
     ) -> None:
         import torch
 
@@ -225,7 +246,7 @@ class ExtractWorker:
         self.backbones = {job.feature_set: build_backbone(job, device) for job in self.jobs}
         self.memory_bytes = memory_bytes
         self.batch_size = (
-            resolve_batch_size(list(self.backbones.values()), memory_bytes, device)
+            resolve_batch_size(list(self.backbones.values()), memory_bytes, device, snippet_bytes)
             if batch_size == "auto"
             else int(batch_size)
         )

@@ -46,6 +46,7 @@ from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
     Normalisation,
+    build_unset,
     register_backbone,
 )
 from talkit.extractors.weights import Weights
@@ -324,9 +325,7 @@ def describe_i3d_state(state: Mapping[str, torch.Tensor], stream: str) -> str | 
 def _unset_network(in_channels: int, num_classes: int = NUM_CLASSES) -> InceptionI3d:
     """A network with uninitialised memory: its weights come from a checkpoint or a seed
     (``Backbone.require_weights`` guards ``extract``), so skip the default init."""
-    with torch.device("meta"):
-        model = InceptionI3d(in_channels, num_classes)
-    return model.to_empty(device="cpu").eval()
+    return build_unset(lambda: InceptionI3d(in_channels, num_classes))
 
 
 class I3DNetwork(nn.Module):

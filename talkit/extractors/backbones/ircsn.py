@@ -61,6 +61,7 @@ from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
     Normalisation,
+    build_unset,
     register_backbone,
     rgb_spec,
 )
@@ -363,8 +364,4 @@ def ircsn_152(
         feature_dim=FEATURE_DIM,
         feature=FEATURE_DESCRIPTION,
     )
-    # Built without its default init: the weights come from a checkpoint or a seed
-    # (require_weights guards extract).
-    with torch.device("meta"):
-        network = create_ircsn(depth=152)
-    return IrCSNBackbone(spec, network.to_empty(device="cpu").eval())
+    return IrCSNBackbone(spec, build_unset(lambda: create_ircsn(depth=152)))

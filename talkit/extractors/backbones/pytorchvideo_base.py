@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import warnings
 import zlib
-from collections.abc import Callable
 from types import ModuleType
 
 import torch
@@ -44,14 +43,6 @@ def hub() -> ModuleType:
                 hint='install the backbones extra: pip install "talkit[backbones]"',
             ) from exc
     return module
-
-
-def build_unset(builder: Callable[[], nn.Module]) -> nn.Module:
-    """Build a pytorchvideo network without paying for its random init: the weights come
-    from a checkpoint or a seed (``require_weights`` guards ``extract``)."""
-    with torch.device("meta"):
-        model = builder()
-    return model.to_empty(device="cpu").eval()
 
 
 def init_random_(model: nn.Module, seed: int) -> None:

@@ -27,10 +27,9 @@ from talkit.extractors.backbones.pytorchvideo_base import (
     LICENCE,
     MODEL_ZOO,
     PytorchvideoBackbone,
-    build_unset,
     hub,
 )
-from talkit.extractors.registry import register_backbone, rgb_spec
+from talkit.extractors.registry import build_unset, register_backbone, rgb_spec
 from talkit.extractors.weights import Weights
 
 CLIP_LEN = 32

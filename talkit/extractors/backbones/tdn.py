@@ -73,6 +73,7 @@ from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
     Normalisation,
+    build_unset,
     register_backbone,
     rgb_spec,
 )
@@ -477,8 +478,9 @@ def tdn_r50(
         feature_dim=FEATURE_DIM,
         feature=FEATURE_DESCRIPTION,
     )
-    with torch.device("meta"):
-        network = create_tdn(
+    network = build_unset(
+        lambda: create_tdn(
             clip_len=clip_len, legacy_backward_smallscale4=legacy_backward_smallscale4
         )
-    return TDNBackbone(spec, network.to_empty(device="cpu").eval())
+    )
+    return TDNBackbone(spec, network)

@@ -37,6 +37,7 @@ from talkit.extractors.registry import (
     BackboneSpec,
     NetworkBackbone,
     Normalisation,
+    build_unset,
     register_backbone,
     rgb_spec,
 )
@@ -386,9 +387,7 @@ def _spec(name: str, feature: str, **snippet: object) -> BackboneSpec:
 
 def _build(factory: type[nn.Module], input_size: int) -> nn.Module:
     # Built without its default init: the weights come from a checkpoint or a seed.
-    with torch.device("meta"):
-        network = factory(size=input_size)
-    return network.to_empty(device="cpu").eval()
+    return build_unset(lambda: factory(size=input_size))
 
 
 @register_backbone("vivit_b16x2_hf", weights=WEIGHTS_HF)
