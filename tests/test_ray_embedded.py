@@ -60,6 +60,9 @@ def test_an_advertised_cluster_does_not_capture_the_embedded_run(
     # The CLI starts Ray itself (early, talkit.pipelines.startup) and the run reports it.
     report = json.loads((tmp_path / "a.json").read_text())
     assert report["ray"]["address"] == "embedded" and report["ray"]["startup_s"] > 0
+    # Its workers start at niceness 0, not Ray's 15, with no runtime env: the embedded
+    # Ray's raylet has RAY_worker_niceness=0 in its environment (runtime._environment).
+    assert [w["niceness_at_start"] for w in report["ray"]["worker_starts"]] == [0]
 
 
 # Starts talkit's embedded Ray in a fresh process, lists the processes Ray started and the
@@ -91,6 +94,7 @@ def children(parent):
     return found
 
 runtime = start_ray(None, num_cpus=2)
+env_after_start = os.environ.get("RAY_worker_niceness")
 node = worker._global_node
 started = {kind: [i.process.pid for i in infos] for kind, infos in node.all_processes.items()}
 time.sleep(2.0)  # Ray prestarts workers right after the driver registers
@@ -105,7 +109,7 @@ ray.shutdown = shutdown
 runtime.shutdown()
 left = [p for pids in started.values() for p in pids if alive(p)]
 print(json.dumps({"kinds": sorted(started), "idle": idle, "left": left,
-                  "monitor_at_shutdown": monitor_at_shutdown}))
+                  "monitor_at_shutdown": monitor_at_shutdown, "env": env_after_start}))
 """
 
 
@@ -122,6 +126,8 @@ def test_embedded_ray_prestarts_no_idle_workers_and_stops_every_process() -> Non
     assert seen["left"] == []
     # The autoscaler monitor is gone before ray.shutdown, which would give it a second.
     assert seen["monitor_at_shutdown"] == [False]
+    # RAY_worker_niceness=0 was set for Ray's processes only: this process's is restored.
+    assert seen["env"] is None
 
 
 def _gcs_servers() -> set[int]:

@@ -206,10 +206,6 @@ def extract_command(
 
     Re-running the same command resumes: videos already in the store from the same file and with the same spec are skipped. Exits 1 if any video failed (listed at the end and in the report); the others are committed. Ctrl-C commits the finished videos and exits 130; a second Ctrl-C stops at once.
     """
-    from talkit.pipelines.config import load_extract_config
-    from talkit.pipelines.plan import plan_videos
-    from talkit.pipelines.progress import QuietProgress, RichProgress, print_summary
-    from talkit.pipelines.run import ExtractJob, run_extraction
     from talkit.pipelines.startup import ray_started_early
 
     flags = {  # config field -> (option, the text the user gave)
@@ -234,9 +230,14 @@ def extract_command(
         "checkpoints": ("--checkpoint", " --checkpoint ".join(checkpoint) or None),
         "weights": ("--weights", " --weights ".join(weights) or None),
     }
-    # Ray starts now, while this process imports torch and the backbones (startup.py);
-    # the run below uses it, and it stops when the command ends.
+    # Ray starts now, while this process imports torch, the backbones and the modules
+    # below (startup.py); the run uses it, and it stops when the command ends.
     with ray_started_early(ray_address) as runtime:
+        from talkit.pipelines.config import load_extract_config
+        from talkit.pipelines.plan import plan_videos
+        from talkit.pipelines.progress import QuietProgress, RichProgress, print_summary
+        from talkit.pipelines.run import ExtractJob, run_extraction
+
         cfg = load_extract_config(
             config,
             {

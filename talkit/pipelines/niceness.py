@@ -3,10 +3,11 @@
 Ray's core worker calls ``nice(RAY_worker_niceness)`` when it starts (15 by default), so
 on a shared node every Ray worker yields the CPU to everything else. talkit starts its
 workers with ``RAY_worker_niceness=0`` in their runtime environment (Ray's job
-supervisor does the same for itself), so they start at the niceness of the Ray node
-(the raylet), and then each worker sets the niceness asked for (``--niceness``, default
-0) on every one of its threads: Linux keeps a niceness per thread, and threads started
-later inherit their creator's.
+supervisor does the same for itself), or, in the embedded Ray it starts itself, in the
+environment of that Ray's raylet, which its workers inherit. So they start at the
+niceness of the Ray node (the raylet), and then each worker sets the niceness asked for
+(``--niceness``, default 0) on every one of its threads: Linux keeps a niceness per
+thread, and threads started later inherit their creator's.
 
 Raising a niceness is always allowed; lowering it below what the process has needs
 root, CAP_SYS_NICE or a RLIMIT_NICE that allows it (``ulimit -e``). When a worker cannot
@@ -25,9 +26,13 @@ RAY_NICENESS_ENV = "RAY_worker_niceness"  # read by Ray's core worker at start-u
 MIN_NICENESS, MAX_NICENESS = -20, 19
 
 
+WORKER_ENV = {RAY_NICENESS_ENV: "0"}  # stops Ray from renicing a worker at start-up
+
+
 def worker_runtime_env() -> dict[str, Any]:
-    """Actor runtime environment that stops Ray from renicing the worker at start-up."""
-    return {"env_vars": {RAY_NICENESS_ENV: "0"}}
+    """Actor runtime environment with :data:`WORKER_ENV`, for a Ray talkit did not start
+    (an embedded Ray's raylet has it in its own environment: runtime.start_ray)."""
+    return {"env_vars": dict(WORKER_ENV)}
 
 
 @dataclass(frozen=True)

@@ -334,7 +334,7 @@ class _Scheduler:
     def _spawn(self) -> None:
         import ray
 
-        assert self.resources is not None
+        assert self.resources is not None and self.runtime is not None
         res = self.resources
         cfg = self.job.config
         # set_threads() runs in its own concurrency group, so it arrives while process()
@@ -347,7 +347,7 @@ class _Scheduler:
             max_restarts=0,
             max_concurrency=1,
             scheduling_strategy="SPREAD",
-            runtime_env=worker_runtime_env(),
+            **({} if self.runtime.node_has_worker_env else {"runtime_env": worker_runtime_env()}),
             **res.actor_options(),
         ).remote(
             self.jobs,

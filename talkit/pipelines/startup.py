@@ -19,13 +19,14 @@ from contextlib import contextmanager
 
 from talkit.pipelines.runtime import RayRuntime, start_ray
 
-# What the driver imports before its first Ray call, slowest first. The last one is the
+# What the driver imports before its first Ray call. The last one is the
 # sympy that PyTorch's meta kernels import on their first shape check (--batch-size auto's
 # shape-only forward, talkit.pipelines.worker.snippet_footprint).
 DRIVER_MODULES = (
     "torch",
     "talkit.extractors.registry",
     "talkit.pipelines.run",
+    "talkit.pipelines.progress",
     "torch.fx.experimental.symbolic_shapes",
 )
 
