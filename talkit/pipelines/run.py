@@ -347,7 +347,7 @@ class _Scheduler:
             max_restarts=0,
             max_concurrency=1,
             scheduling_strategy="SPREAD",
-            **({} if self.runtime.node_has_worker_env else {"runtime_env": worker_runtime_env()}),
+            **({} if self.runtime.embedded_here else {"runtime_env": worker_runtime_env()}),
             **res.actor_options(),
         ).remote(
             self.jobs,

@@ -58,9 +58,15 @@ class RayRuntime:
     started_here: bool
     startup_s: float
     resources: dict[str, float]
-    # The embedded Ray's raylet started with the workers' environment (niceness.
-    # WORKER_ENV), so actors need no runtime env of their own (see start_ray).
-    node_has_worker_env: bool = False
+
+    @property
+    def embedded_here(self) -> bool:
+        """Ray that this process started on this machine (not joined, not found running).
+
+        Its raylet started with the workers' environment (niceness.WORKER_ENV), so actors
+        need no runtime env of their own, and its shutdown may stop the autoscaler
+        monitor first (see start_ray and shutdown)."""
+        return self.started_here and self.address is None
 
     @property
     def num_nodes(self) -> int:
@@ -73,15 +79,14 @@ class RayRuntime:
         import ray
 
         if self.started_here and ray.is_initialized():
-            if self.address is None:
+            if self.embedded_here:
                 _stop_autoscaler_monitor()
             ray.shutdown()
 
 
 # Ray's embedded start-up, tuned for a Ray that only talkit's actors use (measured on 2
-# CPUs): no prestarted idle workers. Ray starts one per CPU for tasks without a runtime
-# env; talkit's actors carry one (niceness.worker_runtime_env) and never use them, and
-# their start-up competes for the CPUs with Ray's own and the driver's.
+# CPUs): no prestarted idle workers. Ray starts one per CPU, for tasks only; actors never
+# use them, and their start-up competes for the CPUs with Ray's own and the driver's.
 EMBEDDED_SYSTEM_CONFIG = {"prestart_worker_first_driver": False}
 
 
@@ -148,8 +153,7 @@ def start_ray(address: str | None = None, *, num_cpus: int | None = None) -> Ray
             "RAY_AUTH_MODE=token and its token here; leave --ray-address out to run Ray "
             "embedded",
         ) from exc
-    startup = time.perf_counter() - t0
-    return RayRuntime(address, True, startup, dict(ray.available_resources()), not address)
+    return RayRuntime(address, True, time.perf_counter() - t0, dict(ray.available_resources()))
 
 
 @contextmanager
