@@ -15,6 +15,7 @@ from talkit.wtal_heads.basnet import create_basnet
 from talkit.wtal_heads.lgbm import create_lgbm
 from talkit.wtal_heads.lstm import input_projection, lstm_recurrence, run_lstm
 from talkit.wtal_heads.parts import ConvBranch, LSTMBranch, TemporalEncoder
+from talkit.wtal_heads.temporal_conv import temporal_conv
 
 
 def _plain_encoder(enc: TemporalEncoder, x: Tensor) -> Tensor:
@@ -113,3 +114,35 @@ def test_padded_batches_share_work_through_the_packed_lstm() -> None:
     torch.testing.assert_close(base, branch(x, mask), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(supp, branch(w[..., None] * x, mask), rtol=1e-6, atol=1e-6)
     assert torch.all(supp[1, 6:] == 0)  # padded steps stay out of the LSTM
+
+
+@pytest.mark.parametrize(
+    ("kernel", "bias", "input_grad"),
+    [(3, True, True), (5, False, True), (3, True, False), (1, True, True)],
+)
+def test_temporal_conv_equals_conv1d_with_gradients(
+    kernel: int, bias: bool, input_grad: bool
+) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 4, kernel, padding=kernel // 2, bias=bias).double()
+    x = torch.randn(3, 9, 6, dtype=torch.float64, requires_grad=input_grad)
+    got = temporal_conv(x, conv)
+    want = conv(x.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    params = [x] * input_grad + list(conv.parameters())
+    g = torch.randn_like(want)
+    for a, b in zip(
+        torch.autograd.grad(got, params, g), torch.autograd.grad(want, params, g), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    if input_grad:  # and the hand-written backward is the true derivative
+        assert torch.autograd.gradcheck(lambda v: temporal_conv(v, conv), (x,))
+
+
+def test_temporal_conv_keeps_videos_apart_at_the_ends() -> None:
+    """Padding rows separate the flattened videos: a video's output ignores its neighbours."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(5, 3, 3, padding=1)
+    x = torch.randn(4, 2, 5)
+    alone = torch.cat([temporal_conv(x[i : i + 1], conv) for i in range(4)])
+    torch.testing.assert_close(temporal_conv(x, conv), alone, rtol=1e-6, atol=1e-6)
