@@ -92,8 +92,7 @@ def test_lstm_recurrence_matches_torch_lstm_and_its_gradients_check() -> None:
     torch.manual_seed(0)
     lstm = torch.nn.LSTM(6, 4, batch_first=True, bidirectional=True).double()
     x = torch.randn(2, 7, 6, dtype=torch.float64, requires_grad=True)
-    proj, bias = input_projection(lstm, x)
-    ours = run_lstm(lstm, proj + bias)
+    ours = run_lstm(lstm, *input_projection(lstm, x))
     torch.testing.assert_close(ours, lstm(x)[0], rtol=1e-12, atol=1e-12)
     pre = torch.randn(2, 5, 12, dtype=torch.float64, requires_grad=True)
     w_hh = torch.randn(12, 3, dtype=torch.float64, requires_grad=True)
@@ -101,6 +100,27 @@ def test_lstm_recurrence_matches_torch_lstm_and_its_gradients_check() -> None:
         assert torch.autograd.gradcheck(
             lambda p, w, r=reverse: lstm_recurrence(p, w, reverse=r), (pre, w_hh)
         )
+
+
+def test_the_pair_recurrence_is_two_plain_lstm_calls_and_its_gradients_check() -> None:
+    """With ``w``: sequences 0..B-1 read x, B..2B-1 read w ⊙ x, both directions."""
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 4, batch_first=True, bidirectional=True).double()
+    x = torch.randn(2, 7, 6, dtype=torch.float64)
+    w = torch.rand(2, 7, dtype=torch.float64, requires_grad=True)
+    proj, bias = input_projection(lstm, x)
+    ours = run_lstm(lstm, proj, bias, w)
+    plain = torch.cat([lstm(x)[0], lstm(w[..., None] * x)[0]])
+    torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(plain)
+    wrt = [w, *lstm.parameters()]
+    for a, b in zip(
+        torch.autograd.grad(ours, wrt, g), torch.autograd.grad(plain, wrt, g), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    proj = proj.detach().requires_grad_()
+    bias = bias.detach().requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, b, v: run_lstm(lstm, p, b, v), (proj, bias, w))
 
 
 def test_padded_batches_share_work_through_the_packed_lstm() -> None:

@@ -1,13 +1,17 @@
-"""A one-layer LSTM recurrence over precomputed input projections, with a hand-written
+"""A one-layer LSTM recurrence over a precomputed input projection, with a hand-written
 backward: what lets LGBM-Net's two branches share the LSTM's input projection on CPU.
 
 Why: ``nn.LSTM`` takes inputs, not their projections, so the base branch (x) and the
 suppressed branch (w ⊙ x) each pay for ``W_ih·x``, two thirds of the LSTM's work. The
 projection is linear, so ``W_ih (w_t x_t) = w_t (W_ih x_t)``: computed once as one large
-matrix product, it serves both branches. The recurrence then runs both branches as one
-batch, with both directions stepped together (one batched product per step, half the
-sequential steps). Its backward collects every step's gate gradients and forms ``dW_hh``
-with one matrix product over all steps, where autograd would accumulate T thin ones.
+matrix product, it serves both branches. The recurrence reads that projection where it
+lies and forms each step's gate input for both branches on the fly (``+ bias`` for x,
+``w_t · + bias`` for w ⊙ x), so neither the two branches' inputs nor a time-flipped copy
+for the reverse direction is ever materialised. All sequences of both branches and both
+directions step together (one batched product per step), and outputs are written in
+place, in ``nn.LSTM``'s layout. The backward collects every step's gate gradients in the
+projection's layout and forms ``dW_hh`` with one matrix product per direction over all
+steps, where autograd would accumulate T thin ones.
 
 Gate order and equations are PyTorch's (i, f, g, o)::
 
@@ -23,25 +27,46 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 class _Recurrence(torch.autograd.Function):
-    """h (D, B, T, H) from pre-activations (D, B, T, 4H) and W_hh (D, 4H, H): D independent
-    recurrences (the directions, each already in its own time order) stepped together, so
-    each step is one batched product instead of D small ones. Zero initial state."""
+    """Hidden states (S, T, D·H) of D directions over S = B (``w`` None) or 2B sequences.
+
+    ``proj`` (B, T, D·4H) is ``W_ih x`` without bias, ``bias`` (D·4H,), ``w`` (B, T) or
+    None, ``w_hh`` (D, 4H, H); direction d runs backwards in time if ``reverse[d]``.
+    Sequence s < B reads ``proj + bias``, sequence B + s reads ``w ⊙ proj + bias``.
+    Zero initial state.
+    """
 
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, w_hh: Tensor) -> Tensor:
-        dirs, b, t, four_h = pre.shape
-        hidden = four_h // 4
+    def forward(
+        ctx: Any,
+        proj: Tensor,
+        bias: Tensor,
+        w: Tensor | None,
+        w_hh: Tensor,
+        reverse: tuple[bool, ...],
+    ) -> Tensor:
+        b, t, _ = proj.shape
+        dirs, four_h, hidden = w_hh.shape
+        seqs = b if w is None else 2 * b
         w_t = w_hh.transpose(1, 2)
-        h = pre.new_zeros(dirs, b, hidden)
-        c = pre.new_zeros(dirs, b, hidden)
-        hs = pre.new_empty(dirs, b, t, hidden)
-        cs = pre.new_empty(dirs, b, t, hidden)
-        acts = pre.new_empty(dirs, b, t, four_h)  # σ(i), σ(f), tanh(g), σ(o)
+        gate_bias = bias.view(dirs, 1, four_h)
+        h = proj.new_zeros(dirs, seqs, hidden)
+        c = proj.new_zeros(dirs, seqs, hidden)
+        gates = proj.new_empty(dirs, seqs, four_h)
+        out = proj.new_empty(seqs, t, dirs * hidden)
+        cs = proj.new_empty(dirs, seqs, t, hidden)  # per direction, in its own step order
+        acts = proj.new_empty(dirs, seqs, t, four_h)  # σ(i), σ(f), tanh(g), σ(o)
         for step in range(t):
-            gates = torch.baddbmm(pre[:, :, step], h, w_t)
+            torch.baddbmm(gate_bias, h, w_t, out=gates)
+            for d in range(dirs):
+                time = t - 1 - step if reverse[d] else step
+                p = proj[:, time, d * four_h : (d + 1) * four_h]
+                gates[d, :b] += p
+                if w is not None:
+                    gates[d, b:].addcmul_(p, w[:, time, None])
             a = acts[:, :, step]
             torch.sigmoid(gates[..., : 2 * hidden], out=a[..., : 2 * hidden])
             torch.tanh(gates[..., 2 * hidden : 3 * hidden], out=a[..., 2 * hidden : 3 * hidden])
@@ -50,51 +75,81 @@ class _Recurrence(torch.autograd.Function):
             c = torch.addcmul(f * c, i, g)
             h = o * torch.tanh(c)
             cs[:, :, step] = c
-            hs[:, :, step] = h
-        ctx.save_for_backward(w_hh, hs, cs, acts)
-        return hs
+            for d in range(dirs):
+                time = t - 1 - step if reverse[d] else step
+                out[:, time, d * hidden : (d + 1) * hidden] = h[d]
+        ctx.save_for_backward(proj, w, w_hh, out, cs, acts)
+        ctx.reverse = reverse
+        return out
 
     @staticmethod
-    def backward(ctx: Any, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
-        w_hh, hs, cs, acts = ctx.saved_tensors
-        dirs, b, t, hidden = hs.shape
-        d_pre = torch.empty_like(acts)
-        dh_next = grad_hs.new_zeros(dirs, b, hidden)
-        dc_next = grad_hs.new_zeros(dirs, b, hidden)
-        zeros = grad_hs.new_zeros(dirs, b, hidden)
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        proj, w, w_hh, out, cs, acts = ctx.saved_tensors
+        reverse = ctx.reverse
+        dirs, four_h, hidden = w_hh.shape
+        seqs, t, _ = out.shape
+        b = proj.shape[0]
+        d_pre = grad_out.new_empty(seqs, t, dirs * four_h)  # in the projection's layout
+        d_step = grad_out.new_empty(dirs, seqs, four_h)
+        dh = grad_out.new_empty(dirs, seqs, hidden)
+        dh_next = grad_out.new_zeros(dirs, seqs, hidden)
+        dc_next = grad_out.new_zeros(dirs, seqs, hidden)
+        zeros = grad_out.new_zeros(dirs, seqs, hidden)
+        di, df, dg, do = d_step.chunk(4, dim=-1)
         for step in range(t - 1, -1, -1):
+            times = [t - 1 - step if reverse[d] else step for d in range(dirs)]
+            for d, time in enumerate(times):
+                torch.add(dh_next[d], grad_out[:, time, d * hidden : (d + 1) * hidden], out=dh[d])
             c_prev = cs[:, :, step - 1] if step > 0 else zeros
             i, f, g, o = acts[:, :, step].chunk(4, dim=-1)
             tanh_c = torch.tanh(cs[:, :, step])
-            dh = grad_hs[:, :, step] + dh_next
             dc = torch.addcmul(dc_next, dh * o, 1 - tanh_c * tanh_c)
-            d = d_pre[:, :, step]
-            di, df, dg, do = d.chunk(4, dim=-1)
             torch.mul(dc * g, i * (1 - i), out=di)
             torch.mul(dc * c_prev, f * (1 - f), out=df)
             torch.mul(dc * i, 1 - g * g, out=dg)
             torch.mul(dh * tanh_c, o * (1 - o), out=do)
             dc_next = dc * f
-            dh_next = torch.bmm(d, w_hh)
-        h_prev = torch.zeros_like(hs)  # h_{t-1} of every step (zeros first)
-        h_prev[:, :, 1:] = hs[:, :, :-1]
-        d_w = torch.bmm(
-            d_pre.reshape(dirs, b * t, 4 * hidden).transpose(1, 2),
-            h_prev.reshape(dirs, b * t, hidden),
-        )
-        return d_pre, d_w
+            torch.bmm(d_step, w_hh, out=dh_next)
+            for d, time in enumerate(times):
+                d_pre[:, time, d * four_h : (d + 1) * four_h] = d_step[d]
+        grad_w_hh = None
+        if ctx.needs_input_grad[3]:
+            # h_{t-1} of every step, in the output's layout: the previous time for a forward
+            # direction, the next time for a reverse one, zeros where the sequence starts.
+            h_prev = torch.zeros_like(out)
+            for d in range(dirs):
+                cols = slice(d * hidden, (d + 1) * hidden)
+                if reverse[d]:
+                    h_prev[:, :-1, cols] = out[:, 1:, cols]
+                else:
+                    h_prev[:, 1:, cols] = out[:, :-1, cols]
+            grad_w_hh = torch.stack(
+                [
+                    d_pre[..., d * four_h : (d + 1) * four_h].reshape(seqs * t, four_h).t()
+                    @ h_prev[..., d * hidden : (d + 1) * hidden].reshape(seqs * t, hidden)
+                    for d in range(dirs)
+                ]
+            )
+        base = d_pre[:b]
+        grad_proj = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_proj = base if w is None else torch.addcmul(base, d_pre[b:], w[..., None])
+        grad_bias = d_pre.sum((0, 1)) if ctx.needs_input_grad[1] else None
+        if w is not None and ctx.needs_input_grad[2]:
+            grad_w = torch.linalg.vecdot(d_pre[b:], proj)
+        return grad_proj, grad_bias, grad_w, grad_w_hh, None
 
 
 def lstm_recurrence(pre: Tensor, w_hh: Tensor, *, reverse: bool = False) -> Tensor:
     """Hidden states (B, T, H) of one LSTM direction from its pre-activations (B, T, 4H)."""
-    if reverse:
-        return _Recurrence.apply(pre.flip(1)[None], w_hh[None])[0].flip(1)
-    return _Recurrence.apply(pre[None], w_hh[None])[0]
+    bias = pre.new_zeros(pre.shape[-1])
+    return _Recurrence.apply(pre, bias, None, w_hh[None], (reverse,))
 
 
 def input_projection(lstm: nn.LSTM, x: Tensor) -> tuple[Tensor, Tensor]:
     """``W_ih x`` of every direction of a one-layer ``nn.LSTM`` as one product (B, T, 4H·dirs),
-    and the summed biases (4H·dirs,) to add after any per-snippet scaling."""
+    and the summed biases (4H·dirs,) that belong after any per-snippet scaling."""
     dirs = ["", "_reverse"] if lstm.bidirectional else [""]
     w_ih = torch.cat([getattr(lstm, f"weight_ih_l0{s}") for s in dirs], dim=0)
     bias = torch.cat(
@@ -103,14 +158,11 @@ def input_projection(lstm: nn.LSTM, x: Tensor) -> tuple[Tensor, Tensor]:
     return x @ w_ih.t(), bias
 
 
-def run_lstm(lstm: nn.LSTM, pre: Tensor) -> Tensor:
-    """Outputs (B, T, H·dirs) of a one-layer ``nn.LSTM`` from ``input_projection``'s
-    projection plus bias (B, T, 4H·dirs), directions concatenated as ``nn.LSTM`` does.
-    Both directions step together (the reverse one on time-flipped input)."""
-    four_h = 4 * lstm.hidden_size
-    if not lstm.bidirectional:
-        return _Recurrence.apply(pre[None], lstm.weight_hh_l0[None])[0]
-    stacked = torch.stack([pre[..., :four_h], pre[..., four_h:].flip(1)])
-    w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse])
-    hs = _Recurrence.apply(stacked, w_hh)
-    return torch.cat([hs[0], hs[1].flip(1)], dim=-1)
+def run_lstm(lstm: nn.LSTM, proj: Tensor, bias: Tensor, w: Tensor | None = None) -> Tensor:
+    """Outputs of a one-layer ``nn.LSTM`` from ``input_projection``'s result: (B, T, H·dirs)
+    on x, or with ``w`` (B, T) given, (2B, T, H·dirs) on x then on w ⊙ x. Directions are
+    concatenated as ``nn.LSTM`` does."""
+    if lstm.bidirectional:
+        w_hh = torch.stack([lstm.weight_hh_l0, lstm.weight_hh_l0_reverse])
+        return _Recurrence.apply(proj, bias, w, w_hh, (False, True))
+    return _Recurrence.apply(proj, bias, w, lstm.weight_hh_l0[None], (False,))

@@ -96,8 +96,7 @@ class LSTMBranch(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         if mask is None or bool(mask.all()):
             if x.device.type == "cpu":
-                proj, bias = input_projection(self.lstm, x)
-                return run_lstm(self.lstm, proj + bias)
+                return run_lstm(self.lstm, *input_projection(self.lstm, x))
             return self.lstm(x)[0]
         return self._packed(x, mask)
 
@@ -107,8 +106,7 @@ class LSTMBranch(nn.Module):
         """``forward(x)`` and ``forward(w ⊙ x)``; on CPU the input projection is shared."""
         b = x.shape[0]
         if x.device.type == "cpu" and (mask is None or bool(mask.all())):
-            proj, bias = input_projection(self.lstm, x)
-            out = run_lstm(self.lstm, torch.cat([proj + bias, w[..., None] * proj + bias]))
+            out = run_lstm(self.lstm, *input_projection(self.lstm, x), w)
         else:
             both_mask = None if mask is None else torch.cat([mask, mask])
             out = self.forward(torch.cat([x, w[..., None] * x]), both_mask)
