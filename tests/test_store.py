@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import icechunk
@@ -223,6 +226,39 @@ def test_not_a_store(tmp_path: Path) -> None:
         FeatureStore.open(str(tmp_path / "junk"))
     with pytest.raises(StoreError, match="exists and is not empty"):
         FeatureStore.create(str(tmp_path / "junk"))
+
+
+@pytest.mark.parametrize("stage", ["snapshots-only", "repository-without-root"])
+def test_create_exist_ok_waits_for_a_store_another_process_is_creating(
+    tmp_path: Path, stage: str
+) -> None:
+    """Two runs start on one new store: the second may look at any moment of the first's
+    create (icechunk writes snapshots/, then refs/, then talkit commits the root group)."""
+    url = tmp_path / "s"
+    if stage == "snapshots-only":
+        (url / "snapshots").mkdir(parents=True)
+    else:
+        icechunk.Repository.create(icechunk.local_filesystem_storage(str(url)))
+
+    def finish_creating() -> None:
+        time.sleep(0.5)
+        shutil.rmtree(url)
+        FeatureStore.create(str(url))
+
+    creator = threading.Thread(target=finish_creating)
+    creator.start()
+    try:
+        store = FeatureStore.create(str(url), exist_ok=True)
+    finally:
+        creator.join()
+    assert store.feature_sets() == [] and store.mode == "a"
+    # A folder that is nothing like a store is still refused at once.
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("hi")
+    t0 = time.monotonic()
+    with pytest.raises(StoreFormatError, match="neither a talkit store nor zarr"):
+        FeatureStore.create(str(tmp_path / "junk"), exist_ok=True)
+    assert time.monotonic() - t0 < 5
 
 
 def test_read_only_and_fixed_version_cannot_write(tmp_path: Path) -> None:

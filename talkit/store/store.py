@@ -105,12 +105,12 @@ class FeatureStore:
         """
         local = local_path(url)
         if local is not None and local.exists() and any(local.iterdir()):
-            if exist_ok:  # a repository may still be being created by another process
-                return (
-                    cls._open_created(url)
-                    if IcechunkBackend.exists(url)
-                    else cls.open(url, mode="a")
-                )
+            if exist_ok:
+                # Another process may be creating a repository here right now: icechunk
+                # writes snapshots/ first, then refs/, then the root group's commit, so
+                # every step of that is waited for, not only the last.
+                creating = (local / "snapshots").is_dir() or (local / "refs").is_dir()
+                return cls._open_created(url) if creating else cls.open(url, mode="a")
             raise StoreError(
                 f"cannot create store at {url}: the path exists and is not empty",
                 hint="open it with FeatureStore.open, or pick a new path",
@@ -187,7 +187,7 @@ class FeatureStore:
         return cls(backend, version, mode, cache_bytes=cache_bytes, verify=verify)
 
     @classmethod
-    def _open_created(cls, url: str, wait_s: float = 10.0) -> FeatureStore:
+    def _open_created(cls, url: str, wait_s: float = 30.0) -> FeatureStore:
         """Open a store that another process is creating: its root commit may be a moment away."""
         deadline = time.monotonic() + wait_s
         while True:
