@@ -15,7 +15,11 @@ from talkit.wtal_heads.basnet import create_basnet
 from talkit.wtal_heads.lgbm import create_lgbm
 from talkit.wtal_heads.lstm import input_projection, lstm_recurrence, run_lstm
 from talkit.wtal_heads.parts import ConvBranch, LSTMBranch, TemporalEncoder
-from talkit.wtal_heads.temporal_conv import temporal_conv
+from talkit.wtal_heads.temporal_conv import (
+    leaky_conv_pair,
+    temporal_conv,
+    temporal_conv_of_concat,
+)
 
 
 def _plain_encoder(enc: TemporalEncoder, x: Tensor) -> Tensor:
@@ -130,7 +134,8 @@ def test_padded_batches_share_work_through_the_packed_lstm() -> None:
     w = torch.rand(2, 10)
     mask = torch.ones(2, 10, dtype=torch.bool)
     mask[1, 6:] = False
-    base, supp = branch.forward_pair(x, w, mask)
+    both = branch.forward_both(x, w, mask)
+    base, supp = both[:2], both[2:]
     torch.testing.assert_close(base, branch(x, mask), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(supp, branch(w[..., None] * x, mask), rtol=1e-6, atol=1e-6)
     assert torch.all(supp[1, 6:] == 0)  # padded steps stay out of the LSTM
@@ -166,3 +171,45 @@ def test_temporal_conv_keeps_videos_apart_at_the_ends() -> None:
     x = torch.randn(4, 2, 5)
     alone = torch.cat([temporal_conv(x[i : i + 1], conv) for i in range(4)])
     torch.testing.assert_close(temporal_conv(x, conv), alone, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "length", "bias"),
+    [(3, 9, True), (5, 7, False), (1, 4, True), (5, 1, True), (3, 2, True)],
+)
+def test_leaky_conv_pair_is_two_plain_convs_with_gradients(
+    kernel: int, length: int, bias: bool
+) -> None:
+    """Short sequences too: with T < k // 2 + 1 some taps reach no output at all."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(5, 4, kernel, padding=kernel // 2, bias=bias).double()
+    x = torch.randn(2, length, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(2, length, dtype=torch.float64, requires_grad=True)
+
+    def plain(inp: Tensor) -> Tensor:
+        return torch.nn.functional.leaky_relu(conv(inp.transpose(1, 2)).transpose(1, 2), 0.2)
+
+    got = leaky_conv_pair(x, w, conv, 0.2)
+    want = torch.cat([plain(x), plain(w[..., None] * x)])
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    params = [x, w, *conv.parameters()]
+    g = torch.randn_like(want)
+    for a, b in zip(
+        torch.autograd.grad(got, params, g), torch.autograd.grad(want, params, g), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v, s: leaky_conv_pair(v, s, conv, 0.2), (x, w))
+
+
+def test_a_conv_of_a_concatenation_reads_the_parts_in_place() -> None:
+    """The merge conv over conv ∥ LSTM outputs: the same as cat, then Conv1d."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(7, 3, 3, padding=1).double()
+    parts = [
+        torch.randn(3, 6, 4, dtype=torch.float64, requires_grad=True),
+        torch.randn(3, 6, 3, dtype=torch.float64, requires_grad=True),
+    ]
+    got = temporal_conv_of_concat(parts, conv)
+    want = conv(torch.cat(parts, -1).transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a, b: temporal_conv_of_concat([a, b], conv), parts)

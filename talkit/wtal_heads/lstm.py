@@ -115,30 +115,47 @@ class _Recurrence(torch.autograd.Function):
                 d_pre[:, time, d * four_h : (d + 1) * four_h] = d_step[d]
         grad_w_hh = None
         if ctx.needs_input_grad[3]:
-            # h_{t-1} of every step, in the output's layout: the previous time for a forward
-            # direction, the next time for a reverse one, zeros where the sequence starts.
-            h_prev = torch.zeros_like(out)
-            for d in range(dirs):
-                cols = slice(d * hidden, (d + 1) * hidden)
-                if reverse[d]:
-                    h_prev[:, :-1, cols] = out[:, 1:, cols]
-                else:
-                    h_prev[:, 1:, cols] = out[:, :-1, cols]
             grad_w_hh = torch.stack(
-                [
-                    d_pre[..., d * four_h : (d + 1) * four_h].reshape(seqs * t, four_h).t()
-                    @ h_prev[..., d * hidden : (d + 1) * hidden].reshape(seqs * t, hidden)
-                    for d in range(dirs)
-                ]
+                [_grad_w_hh(d_pre, out, d, hidden, rev) for d, rev in enumerate(reverse)]
             )
-        base = d_pre[:b]
-        grad_proj = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_proj = base if w is None else torch.addcmul(base, d_pre[b:], w[..., None])
         grad_bias = d_pre.sum((0, 1)) if ctx.needs_input_grad[1] else None
+        grad_proj = grad_w = None
         if w is not None and ctx.needs_input_grad[2]:
-            grad_w = torch.linalg.vecdot(d_pre[b:], proj)
+            grad_w = _rowwise_dot(d_pre[b:], proj)
+        if ctx.needs_input_grad[0]:  # last: it updates d_pre's first B rows in place
+            grad_proj = d_pre[:b]
+            if w is not None:
+                grad_proj.addcmul_(d_pre[b:], w[..., None])
         return grad_proj, grad_bias, grad_w, grad_w_hh, None
+
+
+def _rowwise_dot(a: Tensor, b: Tensor, rows: int = 256) -> Tensor:
+    """``torch.linalg.vecdot(a, b)`` for (B, T, D) inputs, a few rows at a time, so that the
+    elementwise product it forms stays small (cached) instead of the inputs' full size."""
+    flat_a, flat_b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    out = a.new_empty(flat_a.shape[0])
+    for lo in range(0, flat_a.shape[0], rows):
+        out[lo : lo + rows] = torch.linalg.vecdot(flat_a[lo : lo + rows], flat_b[lo : lo + rows])
+    return out.view(a.shape[:-1])
+
+
+def _grad_w_hh(d_pre: Tensor, out: Tensor, d: int, hidden: int, reverse: bool) -> Tensor:
+    """Σ over sequences and steps of (gate gradient)ᵀ h_{t-1} for direction ``d``, as one
+    product over the flattened S·T rows, h_{t-1} being the output one row earlier (one row
+    later for a reverse direction). The rows where a sequence starts have h_{t-1} = 0, and
+    the shifted product would pair them with the neighbouring sequence instead: their gate
+    gradients are set aside and zeroed for the product, then put back. No shifted copy of
+    the outputs is made."""
+    seqs, t, _ = d_pre.shape
+    four_h = 4 * hidden
+    gates = d_pre.view(seqs * t, -1)[:, d * four_h : (d + 1) * four_h]
+    hs = out.view(seqs * t, -1)[:, d * hidden : (d + 1) * hidden]
+    first = d_pre[:, -1 if reverse else 0, d * four_h : (d + 1) * four_h]
+    kept = first.clone()
+    first.zero_()
+    grad = gates[:-1].t() @ hs[1:] if reverse else gates[1:].t() @ hs[:-1]
+    first.copy_(kept)
+    return grad
 
 
 def lstm_recurrence(pre: Tensor, w_hh: Tensor, *, reverse: bool = False) -> Tensor:

@@ -19,8 +19,11 @@ Both methods run the CAS module on x and on w ⊙ x with the same weights.
 a branch's first layer is linear in its input, so ``W (w_t x_t) = w_t (W x_t)`` is
 computed once for both. The conv branch computes its k taps ``W_j x`` with one matrix
 product and sums them shifted, weighted by w for the suppressed branch; the LSTM branch
-computes its input projection once (on CPU, with :mod:`talkit.wtal_heads.lstm`). The rest
-runs as one batch of 2B. The result is the same function as two calls (tested to 1e-5).
+computes its input projection once (on CPU, with :mod:`talkit.wtal_heads.lstm`). Each
+branch returns both results stacked as one batch of 2B, and the rest runs on that batch:
+the merge conv reads the branches' outputs through one padded concatenation
+(:func:`talkit.wtal_heads.temporal_conv.temporal_conv_of_concat`). The result is the same
+function as two calls (tested to 1e-5).
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from talkit.wtal_heads.lstm import input_projection, run_lstm
-from talkit.wtal_heads.temporal_conv import temporal_conv
+from talkit.wtal_heads.temporal_conv import (
+    leaky_conv_pair,
+    temporal_conv,
+    temporal_conv_of_concat,
+)
 
 Branch = Literal["conv", "lstm", "nonlocal", "pool"]
 GLOBAL_BRANCHES: tuple[str, ...] = ("lstm", "nonlocal", "pool")
@@ -56,28 +62,9 @@ class ConvBranch(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return self.act(temporal_conv(x, self.conv))
 
-    def forward_pair(
-        self, x: Tensor, w: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``forward(x)`` and ``forward(w ⊙ x)`` from one product: the taps ``W_j x``."""
-        weight, bias = self.conv.weight, self.conv.bias  # (H, D, k), (H,)
-        hidden, dim, k = weight.shape
-        pad = k // 2
-        b, t, _ = x.shape
-        taps = (x.reshape(b * t, dim) @ weight.permute(1, 2, 0).reshape(dim, k * hidden)).view(
-            b, t, k, hidden
-        )
-        scaled = taps * w[..., None, None]
-        base = bias.expand(b, t, hidden)
-        supp = base
-        for j in range(k):  # out_t = bias + Σ_j W_j x_{t+j-pad}
-            lo, hi = max(0, pad - j), min(t, t + pad - j)  # outputs this tap reaches
-            if lo >= hi:
-                continue
-            src = slice(lo + j - pad, hi + j - pad)
-            base = base + F.pad(taps[:, src, j], (0, 0, lo, t - hi))
-            supp = supp + F.pad(scaled[:, src, j], (0, 0, lo, t - hi))
-        return self.act(base), self.act(supp)
+    def forward_both(self, x: Tensor, w: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``forward(x)`` and ``forward(w ⊙ x)`` stacked (2B, T, H), from one product."""
+        return leaky_conv_pair(x, w, self.conv, self.act.negative_slope)
 
 
 class LSTMBranch(nn.Module):
@@ -100,17 +87,13 @@ class LSTMBranch(nn.Module):
             return self.lstm(x)[0]
         return self._packed(x, mask)
 
-    def forward_pair(
-        self, x: Tensor, w: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``forward(x)`` and ``forward(w ⊙ x)``; on CPU the input projection is shared."""
-        b = x.shape[0]
+    def forward_both(self, x: Tensor, w: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``forward(x)`` and ``forward(w ⊙ x)`` stacked (2B, T, H); on CPU the input
+        projection is shared."""
         if x.device.type == "cpu" and (mask is None or bool(mask.all())):
-            out = run_lstm(self.lstm, *input_projection(self.lstm, x), w)
-        else:
-            both_mask = None if mask is None else torch.cat([mask, mask])
-            out = self.forward(torch.cat([x, w[..., None] * x]), both_mask)
-        return out[:b], out[b:]
+            return run_lstm(self.lstm, *input_projection(self.lstm, x), w)
+        both_mask = None if mask is None else torch.cat([mask, mask])
+        return self.forward(torch.cat([x, w[..., None] * x]), both_mask)
 
     def _packed(self, x: Tensor, mask: Tensor) -> Tensor:
         lengths = mask.sum(1).clamp(min=1).cpu()
@@ -209,24 +192,17 @@ class TemporalEncoder(nn.Module):
         outs = [branch(x, mask) for branch in self.branches]
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
-    def forward_pair(
-        self, x: Tensor, w: Tensor, mask: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """``forward(x)`` and ``forward(w ⊙ x)``, sharing what each branch can share."""
-        b = x.shape[0]
-        base, supp = [], []
+    def forward_both(self, x: Tensor, w: Tensor, mask: Tensor | None = None) -> list[Tensor]:
+        """Each branch's ``forward(x)`` and ``forward(w ⊙ x)`` stacked (2B, T, H), sharing
+        what the branch can share; the caller concatenates (``forward``'s channel order)."""
+        outs = []
         for branch in self.branches:
-            if hasattr(branch, "forward_pair"):
-                ob, os_ = branch.forward_pair(x, w, mask)
+            if hasattr(branch, "forward_both"):
+                outs.append(branch.forward_both(x, w, mask))
             else:
                 both_mask = None if mask is None else torch.cat([mask, mask])
-                out = branch(torch.cat([x, w[..., None] * x]), both_mask)
-                ob, os_ = out[:b], out[b:]
-            base.append(ob)
-            supp.append(os_)
-        if len(base) == 1:
-            return base[0], supp[0]
-        return torch.cat(base, dim=-1), torch.cat(supp, dim=-1)
+                outs.append(branch(torch.cat([x, w[..., None] * x]), both_mask))
+        return outs
 
 
 class AttentionModule(nn.Module):
@@ -293,7 +269,7 @@ class CASModule(nn.Module):
         self.classifier = _conv(hidden_dim, num_classes + 1, 1, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return self._head(self.encoder(x, mask))
+        return self._head([branch(x, mask) for branch in self.encoder.branches])
 
     def forward_pair(
         self, x: Tensor, w: Tensor, mask: Tensor | None = None
@@ -301,12 +277,11 @@ class CASModule(nn.Module):
         """``(forward(x), forward(w ⊙ x))`` for ``w`` (B, T), doing the shared work once;
         past the encoder both run as one batch of 2B, so dropout draws an independent mask
         for each branch, as the authors' two separate calls do."""
-        base, supp = self.encoder.forward_pair(x, w, mask)
-        out = self._head(torch.cat([base, supp]))
+        out = self._head(self.encoder.forward_both(x, w, mask))
         return out[: x.shape[0]], out[x.shape[0] :]
 
-    def _head(self, h: Tensor) -> Tensor:
-        h = self.dropout(self.act(temporal_conv(h, self.merge)))
+    def _head(self, parts: list[Tensor]) -> Tensor:
+        h = self.dropout(self.act(temporal_conv_of_concat(parts, self.merge)))
         return temporal_conv(h, self.classifier)
 
 
