@@ -222,12 +222,11 @@ def temporal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
 def temporal_conv_of_concat(parts: Sequence[Tensor], conv: nn.Conv1d) -> Tensor:
     """``temporal_conv(torch.cat(parts, -1), conv)``, with the concatenation and the padding
     written as one copy on CPU (LGBM-Net's merge reads conv ∥ LSTM outputs of 2B videos)."""
-    if parts[0].device.type != "cpu":
-        x = parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
-        return conv(x.transpose(1, 2)).transpose(1, 2)
     k = conv.kernel_size[0]
-    if k == 1:
-        x = parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
-        out = x @ conv.weight[:, :, 0].t()
-        return out if conv.bias is None else out + conv.bias
-    return _ShiftedConv.apply(padded_concat(parts, k // 2), conv.weight, conv.bias)
+    if parts[0].device.type == "cpu" and k > 1:
+        return _ShiftedConv.apply(padded_concat(parts, k // 2), conv.weight, conv.bias)
+    x = parts[0] if len(parts) == 1 else torch.cat(list(parts), dim=-1)
+    if x.device.type != "cpu":
+        return conv(x.transpose(1, 2)).transpose(1, 2)
+    out = x @ conv.weight[:, :, 0].t()  # k = 1: a plain product
+    return out if conv.bias is None else out + conv.bias
