@@ -7,6 +7,10 @@ the annotation model. If the generator drew the wrong thing, these catch it.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,29 @@ def decode(path: Path) -> tuple[list[np.ndarray], np.ndarray]:
             frames.append(frame.to_ndarray(format="rgb24"))
             times.append(float(frame.time))
     return frames, np.asarray(times)
+
+
+def files_under_malloc_perturbation(
+    code: str, tmp_path: Path, perturbs: tuple[int | None, ...] = (None, 1, 7)
+) -> list[str]:
+    """Run ``code`` (which writes files under the directory ``OUT``) in fresh interpreters
+    whose fresh allocations glibc fills with a different byte each time (MALLOC_PERTURB_);
+    return one digest of everything each run wrote. A writer that reads memory it never
+    wrote gives different digests: in-process repeats see such reads only now and then.
+    """
+    digests = []
+    for i, perturb in enumerate(perturbs):
+        out = tmp_path / f"run{i}"
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_PERTURB_"}
+        if perturb is not None:
+            env["MALLOC_PERTURB_"] = str(perturb)
+        script = f"from pathlib import Path\nOUT = Path({str(out)!r})\n{code}"
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+        h = hashlib.sha256()
+        for f in sorted(p for p in out.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(out)).encode() + b"\0" + f.read_bytes())
+        digests.append(h.hexdigest())
+    return digests
 
 
 @dataclass

@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 
+from talkit.datasets.synthetic.videos import X264_REPRODUCIBLE_OPTIONS
 from talkit.errors import InputError
 
 GRID_ROWS = 4
@@ -180,7 +181,11 @@ def write_signature_video(
         tick = Fraction(1, 90000) if vfr else 1 / fps_q
         stream.codec_context.time_base = tick
         if stream.codec_context.name == "libx264":
-            stream.options = {"preset": preset or "veryfast", "crf": "23"}
+            stream.options = {
+                "preset": preset or "veryfast",
+                "crf": "23",
+                **X264_REPRODUCIBLE_OPTIONS,
+            }
         if rotation:
             stream.set_display_rotation(rotation)
         # Texture: seeded noise (0..30 luma); a sliding crop of a larger tile is free.

@@ -154,9 +154,16 @@ def _frame_times(rng: np.random.Generator, duration_s: float, rate: Fraction | N
     return times[times < duration_s - 1e-9]
 
 
+# libx264's macroblock-tree rate control reads memory it never wrote: the same frames
+# encoded twice came out as different bytes (and frames) depending on what malloc handed
+# it (seen with MALLOC_PERTURB_, and as a 1-in-300 flake). Without it the output is a
+# function of the input alone. Every libx264 writer here passes these options.
+X264_REPRODUCIBLE_OPTIONS: dict[str, str] = {"mbtree": "0"}
+
+
 def _encoder_options(choice: _CodecChoice, w: int, h: int) -> dict[str, str]:
     if choice.encoder == "libx264":
-        return {"crf": "16", "preset": "veryfast"}
+        return {"crf": "16", "preset": "veryfast", **X264_REPRODUCIBLE_OPTIONS}
     if choice.encoder == "libvpx-vp9":
         return {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"}
     return {}
