@@ -67,6 +67,13 @@ class ConvBranch(nn.Module):
         return leaky_conv_pair(x, w, self.conv, self.act.negative_slope)
 
 
+def forward_stacked(branch: nn.Module, x: Tensor, w: Tensor, mask: Tensor | None) -> Tensor:
+    """``branch`` on x and w ⊙ x as one (2B, T, ·) batch, the mask repeated: the plain
+    way to get ``forward_both`` where nothing can be shared."""
+    both_mask = None if mask is None else torch.cat([mask, mask])
+    return branch(torch.cat([x, w[..., None] * x]), both_mask)
+
+
 class LSTMBranch(nn.Module):
     """Global operation: a bidirectional LSTM over the whole sequence.
 
@@ -92,8 +99,7 @@ class LSTMBranch(nn.Module):
         projection is shared."""
         if x.device.type == "cpu" and (mask is None or bool(mask.all())):
             return run_lstm(self.lstm, *input_projection(self.lstm, x), w)
-        both_mask = None if mask is None else torch.cat([mask, mask])
-        return self.forward(torch.cat([x, w[..., None] * x]), both_mask)
+        return forward_stacked(self, x, w, mask)
 
     def _packed(self, x: Tensor, mask: Tensor) -> Tensor:
         lengths = mask.sum(1).clamp(min=1).cpu()
@@ -200,8 +206,7 @@ class TemporalEncoder(nn.Module):
             if hasattr(branch, "forward_both"):
                 outs.append(branch.forward_both(x, w, mask))
             else:
-                both_mask = None if mask is None else torch.cat([mask, mask])
-                outs.append(branch(torch.cat([x, w[..., None] * x]), both_mask))
+                outs.append(forward_stacked(branch, x, w, mask))
         return outs
 
 
